@@ -1,0 +1,229 @@
+//! The built-in object catalogue: the standard objects declared in code. Each declaration here
+//! has a matching table in both migration folders; `guanxi-store` checks at start-up that every
+//! standard field has its column.
+
+use crate::i18n::Label;
+use crate::meta::{DatePart, FieldDef, FieldType, NumberingRule, ObjectDef};
+use crate::state::{StateDef, StateMachine, Transition};
+
+fn text(n: u32) -> FieldType {
+    FieldType::Text { max_len: n }
+}
+
+fn select(dict: &str) -> FieldType {
+    FieldType::Select { dict: dict.into() }
+}
+
+fn relation(object: &str) -> FieldType {
+    FieldType::Relation { object: object.into() }
+}
+
+/// Every standard object, in menu order.
+pub fn builtin_objects() -> Vec<ObjectDef> {
+    vec![department(), customer(), contact()]
+}
+
+/// Departments form the organisation tree (HQ → branch → office → team) that data scopes use.
+pub fn department() -> ObjectDef {
+    ObjectDef::new(
+        "department",
+        "departments",
+        "部门",
+        "Department",
+        vec![
+            FieldDef::new("name", "部门名称", "Name", text(100)).required(),
+            FieldDef::new("code", "部门编码", "Code", text(32)).unique(),
+            FieldDef::new("parent_id", "上级部门", "Parent department", relation("department")),
+            FieldDef::new("manager_name", "负责人姓名", "Manager", text(50)),
+            FieldDef::new(
+                "sort_order",
+                "排序",
+                "Sort order",
+                FieldType::Integer { min: Some(0), max: Some(99_999) },
+            ),
+            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 2000 }),
+        ],
+    )
+    .title("name")
+    .search(&["name", "code"])
+    .sorted_by(&["sort_order", "name"])
+}
+
+/// The customer (客户) per seed 000 §3.1 and PRODUCT.md module 2: number `CM` + six digits,
+/// read-only, handed out by a numbering rule.
+pub fn customer() -> ObjectDef {
+    ObjectDef::new(
+        "customer",
+        "customers",
+        "客户",
+        "Customer",
+        vec![
+            FieldDef::new("number", "客户编号", "Customer number", text(32)).numbered(NumberingRule {
+                prefix: "CM".into(),
+                date_part: DatePart::None,
+                separator: String::new(),
+                width: 6,
+            }),
+            FieldDef::new("name", "客户名称", "Name", text(200)).required(),
+            FieldDef::new("customer_type", "客户类型", "Type", select("customer_type")),
+            FieldDef::new("level", "客户等级", "Level", select("customer_level")),
+            FieldDef::new("industry", "所属行业", "Industry", select("industry")),
+            FieldDef::new("source", "客户来源", "Source", select("customer_source")),
+            FieldDef::new("credit_status", "信用状况", "Credit status", select("credit_status")),
+            FieldDef::new("status", "客户状态", "Status", FieldType::State),
+            FieldDef::new("phone", "联系电话", "Phone", FieldType::Phone),
+            FieldDef::new("email", "邮箱", "Email", FieldType::Email),
+            FieldDef::new("website", "网址", "Website", FieldType::Url),
+            FieldDef::new("province", "省份", "Province", text(50)),
+            FieldDef::new("city", "城市", "City", text(50)),
+            FieldDef::new("district", "区县", "District", text(50)),
+            FieldDef::new("address", "详细地址", "Address", text(300)),
+            FieldDef::new("credit_code", "统一社会信用代码", "Unified social credit code", text(18)).unique(),
+            FieldDef::new("registered_capital", "注册资本", "Registered capital", FieldType::Money),
+            FieldDef::new("established_on", "成立日期", "Established on", FieldType::Date),
+            FieldDef::new(
+                "employee_count",
+                "员工人数",
+                "Employees",
+                FieldType::Integer { min: Some(0), max: None },
+            ),
+            FieldDef::new("is_key_account", "重点客户", "Key account", FieldType::Boolean),
+            FieldDef::new("last_contacted_at", "最近联系时间", "Last contacted", FieldType::DateTime),
+            FieldDef::new(
+                "tags",
+                "标签",
+                "Tags",
+                FieldType::MultiSelect { dict: "customer_tag".into() },
+            ),
+            FieldDef::new(
+                "attachments",
+                "附件（营业执照、税务登记证）",
+                "Attachments (business licence, tax certificate)",
+                FieldType::Attachments {
+                    max_files: 10,
+                    max_size_bytes: 10 * 1024 * 1024,
+                    allowed_extensions: ["pdf", "jpg", "jpeg", "png"].map(String::from).to_vec(),
+                },
+            ),
+            FieldDef::new("extra", "扩展信息", "Extra data", FieldType::Json),
+            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 4000 }),
+        ],
+    )
+    .title("name")
+    .search(&["name", "number", "phone", "email"])
+    .sorted_by(&["-id"])
+    .with_state_machine(customer_lifecycle())
+    .with_events()
+}
+
+fn state(key: &str, zh: &str, en: &str) -> StateDef {
+    StateDef {
+        key: key.into(),
+        label: Label::new(zh, en),
+    }
+}
+
+fn transition(action: &str, zh: &str, en: &str, from: &[&str], to: &str) -> Transition {
+    Transition {
+        action: action.into(),
+        label: Label::new(zh, en),
+        from: from.iter().map(|s| (*s).to_owned()).collect(),
+        to: to.into(),
+        permission: None,
+        remark_required: false,
+    }
+}
+
+/// The customer lifecycle: 潜在 → 正式 → 休眠 / 流失, with reactivation.
+fn customer_lifecycle() -> StateMachine {
+    let mut mark_lost = transition(
+        "mark_lost",
+        "标记流失",
+        "Mark as lost",
+        &["prospect", "active", "dormant"],
+        "lost",
+    );
+    mark_lost.permission = Some("customer.mark_lost".into());
+    mark_lost.remark_required = true;
+    StateMachine {
+        field: "status".into(),
+        initial: "prospect".into(),
+        states: vec![
+            state("prospect", "潜在", "Prospect"),
+            state("active", "正式", "Active"),
+            state("dormant", "休眠", "Dormant"),
+            state("lost", "流失", "Lost"),
+        ],
+        transitions: vec![
+            transition("sign", "签约转正", "Sign", &["prospect"], "active"),
+            transition("make_dormant", "转为休眠", "Make dormant", &["active"], "dormant"),
+            transition("reactivate", "重新激活", "Reactivate", &["dormant", "lost"], "active"),
+            mark_lost,
+        ],
+    }
+}
+
+/// A contact person (联系人) of a customer.
+pub fn contact() -> ObjectDef {
+    ObjectDef::new(
+        "contact",
+        "contacts",
+        "联系人",
+        "Contact",
+        vec![
+            FieldDef::new("customer_id", "所属客户", "Customer", relation("customer")).required(),
+            FieldDef::new("name", "姓名", "Name", text(50)).required(),
+            FieldDef::new("title", "职务", "Title", text(50)),
+            FieldDef::new("gender", "性别", "Gender", select("gender")),
+            FieldDef::new("mobile", "手机", "Mobile", FieldType::Phone),
+            FieldDef::new("phone", "办公电话", "Office phone", FieldType::Phone),
+            FieldDef::new("email", "邮箱", "Email", FieldType::Email),
+            FieldDef::new("birthday", "生日", "Birthday", FieldType::Date),
+            FieldDef::new("is_key_person", "关键人", "Key person", FieldType::Boolean),
+            FieldDef::new("notes", "关系备注", "Relationship notes", FieldType::LongText { max_len: 2000 }),
+        ],
+    )
+    .title("name")
+    .search(&["name", "mobile", "email"])
+    .sorted_by(&["-id"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_and_tables_are_unique() {
+        let objects = builtin_objects();
+        for (i, a) in objects.iter().enumerate() {
+            for b in &objects[i + 1..] {
+                assert_ne!(a.key, b.key);
+                assert_ne!(a.table, b.table);
+            }
+        }
+    }
+
+    #[test]
+    fn declared_references_point_at_declared_objects_and_fields() {
+        let objects = builtin_objects();
+        for o in &objects {
+            assert!(o.field(&o.title_field).is_some(), "{} title", o.key);
+            for s in o.search_fields.iter().chain(o.default_sort.iter()) {
+                assert!(o.field(s.trim_start_matches('-')).is_some(), "{} {s}", o.key);
+            }
+            for f in &o.fields {
+                if let FieldType::Relation { object } = &f.field_type {
+                    assert!(objects.iter().any(|x| &x.key == object), "{}.{}", o.key, f.key);
+                }
+            }
+            if let Some(m) = &o.state_machine {
+                assert!(o.field(&m.field).is_some());
+                assert!(m.has_state(&m.initial));
+                for t in &m.transitions {
+                    assert!(m.has_state(&t.to));
+                    assert!(t.from.iter().all(|s| m.has_state(s)));
+                }
+            }
+        }
+    }
+}
