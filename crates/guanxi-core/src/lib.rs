@@ -2,6 +2,7 @@
 //! their validation, the filter language of lists, declared state machines and the built-in
 //! object catalogue. Nothing here knows about HTTP or SQL, so every rule can be unit-tested alone.
 
+pub mod actor;
 pub mod error;
 pub mod filter;
 pub mod i18n;
@@ -11,6 +12,7 @@ pub mod state;
 pub mod time_fmt;
 pub mod value;
 
+pub use actor::Actor;
 pub use error::{DomainError, FieldError, FieldErrors};
 pub use i18n::{Lang, Label};
 pub use meta::{FieldDef, FieldType, NumberingRule, ObjectDef};

@@ -303,9 +303,6 @@ pub struct ObjectDef {
     pub default_sort: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_machine: Option<StateMachine>,
-    /// Whether changes of its records are written to the outbox as `record.*` events.
-    #[serde(default)]
-    pub emits_events: bool,
 }
 
 impl ObjectDef {
@@ -322,7 +319,6 @@ impl ObjectDef {
             search_fields: Vec::new(),
             default_sort: vec!["-id".into()],
             state_machine: None,
-            emits_events: false,
         }
     }
 
@@ -343,11 +339,6 @@ impl ObjectDef {
 
     pub fn with_state_machine(mut self, machine: StateMachine) -> Self {
         self.state_machine = Some(machine);
-        self
-    }
-
-    pub fn with_events(mut self) -> Self {
-        self.emits_events = true;
         self
     }
 

@@ -113,7 +113,6 @@ pub fn customer() -> ObjectDef {
     .search(&["name", "number", "phone", "email"])
     .sorted_by(&["-id"])
     .with_state_machine(customer_lifecycle())
-    .with_events()
 }
 
 fn state(key: &str, zh: &str, en: &str) -> StateDef {

@@ -1,1 +1,16 @@
-//! placeholder
+//! Guanxi's HTTP server: the axum application with the generic record API, metadata, audit and
+//! job routes, the error envelope, OpenAPI, metrics and configuration. Business modules plug in
+//! under `modules/`.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod modules;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use app::{AppOptions, Application};
+pub use config::Config;

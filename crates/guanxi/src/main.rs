@@ -1,1 +1,135 @@
-fn main() {}
+//! The `guanxi` command. Thin on purpose: it parses arguments, loads configuration and calls
+//! into `guanxi-server` and `guanxi-store`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use guanxi_server::{Application, Config};
+use guanxi_store::{migrate, Db, DbOptions};
+
+/// Guanxi (关系) — customer relationship management for Chinese enterprises.
+///
+/// With no configuration, `guanxi serve` keeps its data in ./data/guanxi.db (SQLite) and
+/// listens on http://127.0.0.1:8080. Configure with guanxi.toml, GUANXI_* variables, or
+/// DATABASE_URL=postgres://… for PostgreSQL.
+#[derive(Parser)]
+#[command(name = "guanxi", version, about, long_about)]
+struct Cli {
+    /// Configuration file (default: ./guanxi.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (overrides GUANXI_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory for the embedded database (overrides GUANXI_DATA_DIR).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Write a consistent copy of the embedded SQLite database while the server runs.
+    Backup {
+        /// The file to create (must not exist yet).
+        file: PathBuf,
+    },
+    /// Replace the embedded SQLite database with a backup. Refused while a server runs.
+    Restore {
+        /// A file written by `guanxi backup`.
+        file: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    guanxi_server::telemetry::init_logging(&config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen, data_dir } => {
+                if let Some(l) = listen {
+                    config.listen = l;
+                }
+                if let Some(d) = data_dir {
+                    config.data_dir = d;
+                }
+                serve(config).await
+            }
+            Command::Migrate => {
+                let db = open(&config).await?;
+                let applied = migrate::run(&db).await?;
+                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                db.close().await;
+                Ok(())
+            }
+            Command::Backup { file } => {
+                let db = open(&config).await?;
+                guanxi_store::backup::backup(&db, &file).await?;
+                db.close().await;
+                guanxi_store::backup::verify(&file).await?;
+                println!("backup written to {}", file.display());
+                Ok(())
+            }
+            Command::Restore { file } => {
+                guanxi_store::backup::restore(&config.database_url(), &file).await?;
+                println!("database restored from {}", file.display());
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn open(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    if let Some(dir) = guanxi_store::db::sqlite_path(&url).and_then(|p| p.parent().map(PathBuf::from))
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(Db::connect(&DbOptions {
+        url,
+        max_connections: 2,
+        durability: config.durability,
+    })
+    .await?)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    let addr = app.local_addr()?;
+    // Scripts and tests read this line to find the port when listening on port 0.
+    println!("guanxi listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,15 @@
+//! Business modules as vertical slices. A module contributes hooks for its objects (and, as the
+//! product grows, workflow routes and job handlers); the generic engine does the rest.
+
+pub mod organisation;
+
+use std::sync::Arc;
+
+use guanxi_store::hooks::HookRegistry;
+
+/// Hooks of every built-in module.
+pub fn hooks() -> HookRegistry {
+    let mut registry = HookRegistry::default();
+    registry.register("department", Arc::new(organisation::DepartmentHooks));
+    registry
+}

@@ -1,0 +1,174 @@
+//! The OpenAPI 3.1 document, generated from code: the routes' `#[utoipa::path]` annotations plus
+//! one record schema and one input schema per object, generated from the live metadata (custom
+//! fields included). Served at `/api/v1/openapi.json`, browsable at `/api/docs`.
+
+use guanxi_core::meta::FieldType;
+use guanxi_core::{FieldDef, ObjectDef};
+use guanxi_store::catalog::Snapshot;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::OpenApi;
+
+use crate::error::{ErrorBody, ErrorEnvelope};
+use crate::routes::{audit, health, jobs, meta, records};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Guanxi 关系 CRM API",
+        version = "1",
+        description = "REST API of Guanxi. Conventions (envelopes, error codes, filters, pagination) are described in docs/API-DESIGN.md."
+    ),
+    paths(
+        records::list_records,
+        records::query_records,
+        records::create_record,
+        records::get_record,
+        records::update_record,
+        records::delete_record,
+        records::restore_record,
+        records::list_recycle_bin,
+        records::purge_record,
+        records::record_history,
+        records::bulk_update_records,
+        records::bulk_delete_records,
+        records::run_transition,
+        records::record_transitions,
+        meta::list_objects,
+        meta::get_object,
+        meta::create_custom_field,
+        meta::delete_custom_field,
+        meta::list_dictionaries,
+        meta::get_dictionary,
+        jobs::get_job,
+        audit::list_audit,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    components(schemas(
+        ErrorEnvelope,
+        ErrorBody,
+        records::ListMeta,
+        records::QueryBody,
+        records::BulkUpdateBody,
+        records::BulkDeleteBody,
+        records::BulkResult,
+        records::TransitionBody,
+    )),
+    tags(
+        (name = "records", description = "Generic record API for every object"),
+        (name = "metadata", description = "Objects, fields, custom fields, dictionaries"),
+        (name = "audit", description = "Audit trail"),
+        (name = "jobs", description = "Background jobs"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The whole document for the current metadata.
+pub fn document(snapshot: &Snapshot) -> Document {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for object in snapshot.objects() {
+        components.schemas.insert(object.key.clone(), RefOr::T(record_schema(object, false)));
+        components
+            .schemas
+            .insert(format!("{}_input", object.key), RefOr::T(record_schema(object, true)));
+    }
+    doc
+}
+
+fn string(format: Option<KnownFormat>) -> ObjectBuilder {
+    let b = ObjectBuilder::new().schema_type(SchemaType::Type(Type::String));
+    match format {
+        Some(f) => b.format(Some(SchemaFormat::KnownFormat(f))),
+        None => b,
+    }
+}
+
+fn formatted(format: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .format(Some(SchemaFormat::Custom(format.to_owned())))
+}
+
+fn field_schema(field: &FieldDef) -> Schema {
+    let described = |b: ObjectBuilder| -> Schema {
+        b.title(Some(field.label.zh.clone()))
+            .description(Some(format!("{} ({})", field.label.en, field.field_type.name())))
+            .into()
+    };
+    match &field.field_type {
+        FieldType::Text { max_len } | FieldType::LongText { max_len } => {
+            described(string(None).max_length(Some(*max_len as usize)))
+        }
+        FieldType::Integer { min, max } => {
+            #[expect(clippy::cast_precision_loss, reason = "schema bounds are informational")]
+            let b = ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(min.map(|m| m as f64))
+                .maximum(max.map(|m| m as f64));
+            described(b)
+        }
+        FieldType::Decimal => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number))),
+        FieldType::Money => described(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Object))
+                .property("amount", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).description(Some("minor units (分)")))
+                .property("currency", string(None).description(Some("ISO 4217, default CNY")))
+                .required("amount"),
+        ),
+        FieldType::Boolean => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean))),
+        FieldType::Date => described(string(Some(KnownFormat::Date))),
+        FieldType::DateTime => described(string(Some(KnownFormat::DateTime))),
+        FieldType::Email => described(formatted("email")),
+        FieldType::Url => described(formatted("uri")),
+        FieldType::Relation { .. } => described(formatted("uuid")),
+        FieldType::Phone | FieldType::Select { .. } | FieldType::State => described(string(None)),
+        FieldType::MultiSelect { .. } => ArrayBuilder::new()
+            .items(string(None))
+            .title(Some(field.label.zh.clone()))
+            .description(Some(field.label.en.clone()))
+            .into(),
+        FieldType::Attachments { .. } => ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .property("file_id", string(None))
+                    .property("name", string(None))
+                    .property("size", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)))
+                    .property("content_type", string(None))
+                    .required("file_id")
+                    .required("name")
+                    .required("size"),
+            )
+            .title(Some(field.label.zh.clone()))
+            .into(),
+        FieldType::Json => ObjectBuilder::new().title(Some(field.label.zh.clone())).into(),
+    }
+}
+
+fn record_schema(object: &ObjectDef, input: bool) -> Schema {
+    let mut b = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Object))
+        .title(Some(object.label.zh.clone()))
+        .description(Some(if input {
+            format!("Fields accepted when creating or updating a {}", object.label.en)
+        } else {
+            format!("A {} record", object.label.en)
+        }));
+    for field in &object.fields {
+        if input && (field.read_only || matches!(field.field_type, FieldType::State)) {
+            continue;
+        }
+        b = b.property(field.key.clone(), field_schema(field));
+        if input && field.required {
+            b = b.required(field.key.clone());
+        }
+    }
+    if input {
+        b = b.additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    }
+    b.into()
+}

@@ -1,0 +1,185 @@
+//! Connections. SQLite is the embedded default: WAL, foreign keys on, one writer connection
+//! (SQLite allows one writer at a time; queuing in the pool beats `SQLITE_BUSY` retries) and a
+//! pool of readers. PostgreSQL uses one pool for both. Nothing outside this crate sees a backend
+//! type: callers get a [`Db`] and SQL built by [`crate::sql::Sql`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Which SQL dialect the database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How hard SQLite works to keep a commit on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit survives a power cut. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a process crash (`kill -9`) but the last
+    /// transactions may be lost on a power cut. Faster.
+    Normal,
+}
+
+/// Settings for opening a database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub durability: Durability,
+}
+
+/// A handle to the database: a pool for writes and a pool for reads (the same pool on
+/// PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct Db {
+    backend: Backend,
+    write: AnyPool,
+    read: AnyPool,
+    url: String,
+}
+
+impl Db {
+    /// Opens the database named by `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(options: &DbOptions) -> Result<Db, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(&options.url)?;
+        let connect = AnyConnectOptions::from_str(&options.url)?;
+        match backend {
+            Backend::Sqlite => {
+                let synchronous = match options.durability {
+                    Durability::Full => "FULL",
+                    Durability::Normal => "NORMAL",
+                };
+                let pragmas = format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous={synchronous}; \
+                     PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;"
+                );
+                let write_pragmas = pragmas.clone();
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .after_connect(move |conn, _| {
+                        let p = write_pragmas.clone();
+                        Box::pin(async move {
+                            conn.execute(p.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(move |conn, _| {
+                        let p = pragmas.clone();
+                        Box::pin(async move {
+                            conn.execute(p.as_str()).await?;
+                            conn.execute("PRAGMA query_only=ON;").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect)
+                    .await?;
+                Ok(Db {
+                    backend,
+                    write,
+                    read,
+                    url: options.url.clone(),
+                })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(connect)
+                    .await?;
+                Ok(Db {
+                    backend,
+                    write: pool.clone(),
+                    read: pool,
+                    url: options.url.clone(),
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool that takes writes (the single SQLite writer).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// The pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The URL the database was opened with, for backup and diagnostics. May hold a password:
+    /// never log it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Checks that the database answers, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+    }
+
+    /// Closes both pools, flushing SQLite's WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// Tells the backend from a database URL.
+pub fn backend_of(url: &str) -> Result<Backend, sqlx::Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(sqlx::Error::Configuration(
+            "DATABASE_URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}
+
+/// The file behind an SQLite URL (`sqlite://data/guanxi.db?mode=rwc` → `data/guanxi.db`).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend_and_file() {
+        assert_eq!(backend_of("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(backend_of("postgres://u@h/db").ok(), Some(Backend::Postgres));
+        assert!(backend_of("mysql://x").is_err());
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/guanxi/guanxi.db?mode=rwc"),
+            Some("/var/lib/guanxi/guanxi.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,94 @@
+//! Per-object hooks. A module registers a [`RecordHooks`] implementation for an object key and
+//! the engine calls it inside the record's transaction, so whatever a hook writes (a computed
+//! total, a job, a check that fails) commits or rolls back with the change itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use guanxi_core::{Actor, ObjectDef, Value};
+use serde_json::Value as Json;
+
+use crate::db::Backend;
+use crate::error::StoreResult;
+use crate::jobs;
+use crate::records::Record;
+
+/// A transaction on either backend.
+pub type AnyTx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Field values about to be written, in input order.
+pub type Values = Vec<(String, Value)>;
+
+/// What a hook can see and use: the open transaction, the actor, the object.
+pub struct HookCtx<'a> {
+    pub tx: &'a mut AnyTx,
+    pub actor: &'a Actor,
+    pub object: &'a ObjectDef,
+    pub backend: Backend,
+}
+
+impl HookCtx<'_> {
+    /// Queues a background job in the same transaction as the change (the outbox pattern): the
+    /// job exists if and only if the change commits.
+    pub async fn enqueue_job(&mut self, kind: &str, payload: &Json) -> StoreResult<String> {
+        jobs::enqueue(&mut **self.tx, self.backend, kind, payload, Some(&self.actor.id), jobs::DEFAULT_MAX_ATTEMPTS).await
+    }
+}
+
+/// Hooks around record changes. Every method defaults to doing nothing.
+#[async_trait]
+pub trait RecordHooks: Send + Sync {
+    /// May change or add values, or refuse the create with an error.
+    async fn before_create(&self, _ctx: &mut HookCtx<'_>, _values: &mut Values) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn after_create(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
+        Ok(())
+    }
+    /// May change or add values, or refuse the update.
+    async fn before_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _changes: &mut Values) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
+        Ok(())
+    }
+    /// May refuse the (soft) delete.
+    async fn before_delete(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn after_delete(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// Hooks by object key, in registration order.
+#[derive(Clone, Default)]
+pub struct HookRegistry {
+    by_object: HashMap<String, Vec<Arc<dyn RecordHooks>>>,
+}
+
+impl HookRegistry {
+    pub fn register(&mut self, object: &str, hooks: Arc<dyn RecordHooks>) {
+        self.by_object.entry(object.to_owned()).or_default().push(hooks);
+    }
+
+    /// Adds every hook of `other` after this registry's own.
+    pub fn merge(&mut self, other: HookRegistry) {
+        for (object, hooks) in other.by_object {
+            self.by_object.entry(object).or_default().extend(hooks);
+        }
+    }
+
+    pub fn for_object(&self, object: &str) -> Vec<Arc<dyn RecordHooks>> {
+        self.by_object.get(object).cloned().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for HookRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.by_object.iter().map(|(k, v)| (k, v.len())))
+            .finish()
+    }
+}

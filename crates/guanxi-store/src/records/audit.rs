@@ -1,0 +1,189 @@
+//! The audit trail: one row per create, update, delete, restore, purge and transition, written
+//! in the same transaction as the change, holding who, when, which record and every changed
+//! field as old → new. Read per record (field history) or across records.
+
+use guanxi_core::{Actor, DomainError};
+use serde::Serialize;
+use serde_json::Value as Json;
+use sqlx::Row;
+
+use super::Engine;
+use crate::db::Backend;
+use crate::error::StoreResult;
+use crate::sql::Sql;
+use guanxi_core::time_fmt::now_utc;
+
+/// One audit row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub object: String,
+    pub record_id: String,
+    pub action: String,
+    pub title: Option<String>,
+    /// `[{"field": "name", "old": …, "new": …}, …]`
+    pub changes: Json,
+}
+
+/// One state transition.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StateHistoryEntry {
+    pub id: String,
+    pub action: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub at: String,
+    pub remark: Option<String>,
+}
+
+/// Filters for the cross-record audit view.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub object: Option<String>,
+    pub record_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Entries older than this id (the previous page's last id).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+/// Writes an audit row on the transaction's connection.
+#[expect(clippy::too_many_arguments, reason = "one row, one call; a struct would only rename the columns")]
+pub(super) async fn write(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    actor: &Actor,
+    object: &str,
+    record_id: &str,
+    action: &str,
+    title: Option<String>,
+    changes: Json,
+) -> StoreResult<()> {
+    let mut sql = Sql::of(
+        backend,
+        "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES (",
+    );
+    sql.bind(uuid::Uuid::now_v7().to_string())
+        .push(", ")
+        .bind(now_utc())
+        .push(", ")
+        .bind(actor.id.as_str())
+        .push(", ")
+        .bind(actor.name.as_str())
+        .push(", ")
+        .bind(object)
+        .push(", ")
+        .bind(record_id)
+        .push(", ")
+        .bind(action)
+        .push(", ")
+        .bind(title)
+        .push(", ")
+        .bind(changes.to_string())
+        .push(")");
+    sql.query().execute(conn).await?;
+    Ok(())
+}
+
+fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
+    let changes: String = row.try_get("changes")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_name: row.try_get("actor_name")?,
+        object: row.try_get("object")?,
+        record_id: row.try_get("record_id")?,
+        action: row.try_get("action")?,
+        title: row.try_get("title")?,
+        changes: serde_json::from_str(&changes).unwrap_or(Json::Null),
+    })
+}
+
+impl Engine {
+    /// The field history of one record, oldest first. Works for records in the recycle bin too.
+    pub async fn history(&self, object_key: &str, id: &str) -> StoreResult<Vec<AuditEntry>> {
+        let object = self.object(object_key)?;
+        let mut exists = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
+        exists.ident(&object.table).push(" WHERE \"id\" = ").bind(id);
+        if exists.query().fetch_optional(self.db.reader()).await?.is_none() {
+            return Err(DomainError::NotFound {
+                object: object.key.clone(),
+                id: id.to_owned(),
+            }
+            .into());
+        }
+        let mut sql = Sql::of(
+            self.db.backend(),
+            "SELECT id, at, actor_id, actor_name, object, record_id, action, title, changes FROM audit_log WHERE object = ",
+        );
+        sql.bind(object.key.as_str()).push(" AND record_id = ").bind(id).push(" ORDER BY id");
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// Audit entries across records, newest first.
+    pub async fn audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let mut sql = Sql::of(
+            self.db.backend(),
+            "SELECT id, at, actor_id, actor_name, object, record_id, action, title, changes FROM audit_log WHERE 1 = 1",
+        );
+        let eq = [
+            ("object", &q.object),
+            ("record_id", &q.record_id),
+            ("actor_id", &q.actor_id),
+            ("action", &q.action),
+        ];
+        for (col, value) in eq {
+            if let Some(v) = value {
+                sql.push(" AND ").ident(col).push(" = ").bind(v.as_str());
+            }
+        }
+        if let Some(from) = &q.from {
+            sql.push(" AND at >= ").bind(from.as_str());
+        }
+        if let Some(to) = &q.to {
+            sql.push(" AND at <= ").bind(to.as_str());
+        }
+        if let Some(before) = &q.before {
+            sql.push(" AND id < ").bind(before.as_str());
+        }
+        let limit = if q.limit == 0 { 50 } else { q.limit.min(500) };
+        sql.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// The transitions of one record, oldest first.
+    pub async fn state_history(&self, object_key: &str, id: &str) -> StoreResult<Vec<StateHistoryEntry>> {
+        let object = self.object(object_key)?;
+        let mut sql = Sql::of(
+            self.db.backend(),
+            "SELECT id, action, from_state, to_state, actor_id, actor_name, at, remark FROM state_history WHERE object = ",
+        );
+        sql.bind(object.key.as_str()).push(" AND record_id = ").bind(id).push(" ORDER BY id");
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StateHistoryEntry {
+                    id: row.try_get("id")?,
+                    action: row.try_get("action")?,
+                    from_state: row.try_get("from_state")?,
+                    to_state: row.try_get("to_state")?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_name: row.try_get("actor_name")?,
+                    at: row.try_get("at")?,
+                    remark: row.try_get("remark")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,51 @@
+//! The record engine: create, read, update, soft delete, restore, purge, bulk changes, state
+//! transitions and lists for every object described by metadata. Each change runs in one
+//! transaction together with its audit entry, its hooks and any jobs they queue.
+
+mod audit;
+mod codec;
+mod list;
+mod write;
+
+use std::sync::Arc;
+
+use guanxi_core::ObjectDef;
+
+pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
+pub use codec::Record;
+pub use list::{ListQuery, Page, TotalMode, DEFAULT_TOTAL_CAP};
+
+use crate::catalog::Catalog;
+use crate::db::Db;
+use crate::error::StoreResult;
+use crate::hooks::HookRegistry;
+
+/// Largest number of ids one bulk request may name.
+pub const MAX_BULK: usize = 1000;
+
+/// The engine shared by every request.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    db: Db,
+    catalog: Arc<Catalog>,
+    hooks: HookRegistry,
+}
+
+impl Engine {
+    pub fn new(db: Db, catalog: Arc<Catalog>, hooks: HookRegistry) -> Self {
+        Engine { db, catalog, hooks }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The current definition of an object, custom fields included.
+    pub fn object(&self, key: &str) -> StoreResult<Arc<ObjectDef>> {
+        Ok(self.catalog.snapshot().object(key)?)
+    }
+}
