@@ -67,7 +67,7 @@ impl Application {
         hooks.merge(options.hooks);
         let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
         let engine = Engine::new(db.clone(), catalog, hooks);
-        let mut worker = Worker::new(db.clone());
+        let mut worker = Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
         for (kind, handler) in options.jobs {
             worker.register(&kind, handler);
         }

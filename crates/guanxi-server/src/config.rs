@@ -31,6 +31,8 @@ pub struct Config {
     pub log_format: String,
     /// How often the job worker looks for due jobs, in milliseconds.
     pub worker_poll_ms: u64,
+    /// Base delay of job retries in milliseconds (doubles with each attempt).
+    pub job_retry_base_ms: u64,
     /// Whether this server runs the job worker (turn off on API-only nodes).
     pub run_worker: bool,
 }
@@ -46,6 +48,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             log_format: "text".into(),
             worker_poll_ms: 1000,
+            job_retry_base_ms: 1000,
             run_worker: true,
         }
     }

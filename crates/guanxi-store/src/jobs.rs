@@ -141,12 +141,13 @@ pub struct Worker {
     db: Db,
     handlers: HashMap<String, Arc<dyn JobHandler>>,
     lease: Duration,
+    retry_base: Duration,
 }
 
-/// Delay before retry `attempt` (1-based): 2, 4, 8 … seconds, at most an hour.
-pub fn backoff(attempt: i64) -> Duration {
-    let exp = u32::try_from(attempt.clamp(1, 12)).unwrap_or(12);
-    Duration::from_secs((1u64 << exp).min(3600))
+/// Delay before retry `attempt` (1-based): base × 2, 4, 8 … at most an hour.
+pub fn backoff(base: Duration, attempt: i64) -> Duration {
+    let exp = u32::try_from(attempt.clamp(1, 16)).unwrap_or(16);
+    base.saturating_mul(1u32 << exp).min(Duration::from_secs(3600))
 }
 
 impl Worker {
@@ -155,7 +156,14 @@ impl Worker {
             db,
             handlers: HashMap::new(),
             lease: Duration::from_secs(300),
+            retry_base: Duration::from_secs(1),
         }
+    }
+
+    /// Sets the base delay of the exponential backoff (default one second).
+    pub fn retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
     }
 
     pub fn register(&mut self, kind: &str, handler: Arc<dyn JobHandler>) {
@@ -212,7 +220,7 @@ impl Worker {
             Err(e) => {
                 let permanent = attempt >= max_attempts || !self.handlers.contains_key(&kind);
                 let status = if permanent { "failed" } else { "queued" };
-                let retry_at = format_utc(OffsetDateTime::now_utc() + backoff(attempt));
+                let retry_at = format_utc(OffsetDateTime::now_utc() + backoff(self.retry_base, attempt));
                 done.push("UPDATE jobs SET status = ")
                     .bind(status)
                     .push(", locked_until = NULL, last_error = ")
@@ -254,8 +262,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(50), Duration::from_secs(3600));
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff(base, 3), Duration::from_secs(8));
+        assert_eq!(backoff(base, 50), Duration::from_secs(3600));
     }
 }

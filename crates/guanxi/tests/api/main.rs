@@ -1,1 +1,11 @@
+//! API tests: the real server on port 0 with a fresh database per test. Run on SQLite by
+//! default and on PostgreSQL with `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres`.
+//! One test binary keeps link time down.
 
+mod cli;
+mod engine;
+mod errors;
+mod helpers;
+mod lists;
+mod operations;
+mod records;

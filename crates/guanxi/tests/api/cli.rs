@@ -1,0 +1,186 @@
+//! The `guanxi` binary: help, serve with no configuration, migrate, backup and restore, and
+//! durability under `kill -9`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use guanxi_testkit::TestDatabase;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_guanxi");
+
+/// A `guanxi serve` child process and the address it listens on.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &Path, database_url: Option<&str>) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(url) = database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().expect("spawn guanxi");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().expect("guanxi exited before listening").expect("read stdout");
+            if let Some(addr) = line.strip_prefix("guanxi listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        Server { child, base }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run guanxi")
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "backup", "restore", "DATABASE_URL"] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_keeps_its_data_in_an_sqlite_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(dir.path(), None);
+    let health = reqwest::get(format!("{}/healthz", server.base)).await.expect("get");
+    assert!(health.status().is_success());
+    assert!(dir.path().join("data/guanxi.db").exists());
+    server.terminate();
+    let out = run(dir.path(), &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 0 migration"), "migrate is idempotent");
+}
+
+#[tokio::test]
+async fn backup_runs_online_and_restore_refuses_a_running_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path(), None);
+    let create = |name: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/records/customer", server.base);
+        async move {
+            let r = client.post(url).json(&json!({"name": name})).send().await.expect("post");
+            assert_eq!(r.status(), 201);
+        }
+    };
+    create("备份前客户").await;
+    let out = run(dir.path(), &["backup", "before.db"]);
+    assert!(out.status.success(), "online backup: {}", String::from_utf8_lossy(&out.stderr));
+    create("备份后客户").await;
+
+    let refused = run(dir.path(), &["restore", "before.db"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let exists = run(dir.path(), &["backup", "before.db"]);
+    assert!(!exists.status.success(), "a backup never overwrites a file");
+    server.terminate();
+
+    std::fs::write(dir.path().join("junk.db"), b"this is not a database").expect("write");
+    let junk = run(dir.path(), &["restore", "junk.db"]);
+    assert!(!junk.status.success(), "a broken backup is refused");
+
+    let restored = run(dir.path(), &["restore", "before.db"]);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let server = Server::start(dir.path(), None);
+    let list: serde_json::Value = client
+        .get(format!("{}/api/v1/records/customer?sort=name", server.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list["data"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["备份前客户"], "the database is exactly the backup");
+    server.terminate();
+}
+
+/// Streams creates from several clients, kills the server with SIGKILL, restarts it and checks
+/// that every create that was acknowledged with 201 is there.
+#[tokio::test]
+async fn kill_9_loses_no_acknowledged_create() {
+    let db = TestDatabase::create().await.expect("database");
+    let url = db.url.clone();
+    let server = Server::start(db.dir.path(), Some(&url));
+    let base = server.base.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let tx = tx.clone();
+        let url = format!("{base}/api/v1/records/customer");
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+            for i in 0.. {
+                let res = client.post(&url).json(&json!({"name": format!("写入{w}-{i}")})).send().await;
+                let Ok(res) = res else { break };
+                if res.status() != 201 {
+                    break;
+                }
+                let Ok(body) = res.json::<serde_json::Value>().await else { break };
+                if let Some(id) = body["data"]["id"].as_str() {
+                    let _ = tx.send(id.to_owned());
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut acked = Vec::new();
+    while acked.len() < 200 {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(id)) => acked.push(id),
+            _ => panic!("creates stalled after {}", acked.len()),
+        }
+    }
+    server.kill();
+    for w in writers {
+        let _ = w.await;
+    }
+    while let Ok(id) = rx.try_recv() {
+        acked.push(id);
+    }
+    let server = Server::start(db.dir.path(), Some(&url));
+    let client = reqwest::Client::new();
+    let mut missing = Vec::new();
+    for id in &acked {
+        let r = client.get(format!("{}/api/v1/records/customer/{id}", server.base)).send().await.expect("get");
+        if r.status() != 200 {
+            missing.push(id.clone());
+        }
+    }
+    server.terminate();
+    assert!(missing.is_empty(), "{} of {} acknowledged creates lost: {missing:?}", missing.len(), acked.len());
+}

@@ -1,0 +1,177 @@
+//! Lists: filters with per-type operators and AND/OR groups, sorting, cursor and page
+//! pagination, field selection, totals, quick search.
+
+use std::collections::HashSet;
+
+use guanxi_testkit::{spawn_app, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value as Json};
+
+use crate::records::urlencode;
+
+async fn seed(app: &TestApp) {
+    let rows = [
+        json!({"name": "中平能源集团", "customer_type": "enterprise", "level": "A", "province": "河南省", "city": "平顶山市", "employee_count": 5000, "established_on": "2008-06-18", "tags": ["vip", "strategic"], "is_key_account": true, "registered_capital": 100000000}),
+        json!({"name": "平煤物流有限公司", "customer_type": "enterprise", "level": "B", "province": "河南省", "city": "郑州市", "employee_count": 300, "established_on": "2015-01-05", "tags": ["new"]}),
+        json!({"name": "北京华信科技", "customer_type": "enterprise", "level": "A", "province": "北京市", "city": "北京市", "employee_count": 800, "established_on": "2012-09-30", "is_key_account": false}),
+        json!({"name": "张三", "customer_type": "individual", "level": "C", "province": "广东省", "city": "深圳市"}),
+        json!({"name": "上海市政府采购中心", "customer_type": "government", "level": "B", "province": "上海市", "city": "上海市", "employee_count": 120, "established_on": "2001-03-15"}),
+    ];
+    for r in rows {
+        app.create("customer", r).await;
+    }
+}
+
+async fn names(app: &TestApp, query: &str) -> Vec<String> {
+    let r = app.get(&format!("/api/v1/records/customer?{query}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+    r.data()
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn filter(f: Json) -> String {
+    format!("filter={}", urlencode(&f.to_string()))
+}
+
+#[tokio::test]
+async fn each_operator_selects_the_right_records() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let count = |q: String| {
+        let app = &app;
+        async move { names(app, &format!("{q}&sort=name")).await.len() }
+    };
+    let f = |field: &str, op: &str, value: Json| filter(json!({"field": field, "op": op, "value": value}));
+    assert_eq!(count(f("level", "eq", json!("A"))).await, 2);
+    assert_eq!(count(f("level", "ne", json!("A"))).await, 3);
+    assert_eq!(count(f("customer_type", "in", json!(["individual", "government"]))).await, 2);
+    assert_eq!(count(f("name", "contains", json!("平"))).await, 2, "Chinese substring");
+    assert_eq!(count(f("name", "starts_with", json!("北京"))).await, 1);
+    assert_eq!(count(f("employee_count", "gt", json!(300))).await, 2);
+    assert_eq!(count(f("employee_count", "gte", json!(300))).await, 3);
+    assert_eq!(count(f("employee_count", "lt", json!(300))).await, 1);
+    assert_eq!(count(f("employee_count", "between", json!([100, 800]))).await, 3);
+    assert_eq!(count(f("employee_count", "is_empty", json!(true))).await, 1);
+    assert_eq!(count(f("established_on", "between", json!(["2010-01-01", "2016-12-31"]))).await, 2);
+    assert_eq!(count(f("established_on", "lte", json!("2008-06-18"))).await, 2);
+    assert_eq!(count(f("tags", "contains", json!("vip"))).await, 1);
+    assert_eq!(count(f("tags", "is_empty", json!(false))).await, 2);
+    assert_eq!(count(f("is_key_account", "eq", json!(true))).await, 1);
+    assert_eq!(count(f("is_key_account", "ne", json!(true))).await, 4, "ne includes empty values");
+    assert_eq!(count(f("registered_capital", "gte", json!(1))).await, 1);
+    let today = guanxi_core::time_fmt::format_date(guanxi_core::time_fmt::today_shanghai());
+    assert_eq!(count(f("created_at", "gte", json!("2000-01-01"))).await, 5);
+    assert_eq!(count(f("created_at", "lt", json!("2000-01-01T00:00:00Z"))).await, 0);
+    assert!(!today.is_empty());
+}
+
+#[tokio::test]
+async fn and_or_groups_nest() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let q = filter(json!({"and": [
+        {"field": "province", "op": "eq", "value": "河南省"},
+        {"or": [
+            {"field": "level", "op": "eq", "value": "A"},
+            {"field": "employee_count", "op": "lt", "value": 100}
+        ]}
+    ]}));
+    assert_eq!(names(&app, &q).await, ["中平能源集团"]);
+    let q = filter(json!({"or": [
+        {"field": "city", "op": "eq", "value": "深圳市"},
+        {"and": [{"field": "level", "op": "eq", "value": "B"}, {"field": "customer_type", "op": "eq", "value": "government"}]}
+    ]}));
+    assert_eq!(names(&app, &format!("{q}&sort=name")).await.len(), 2);
+    let body = app
+        .post("/api/v1/records/customer/query", &json!({"filter": {"field": "level", "op": "eq", "value": "A"}, "sort": "-employee_count", "fields": ["name"]}))
+        .await;
+    assert_eq!(body.status, StatusCode::OK, "{}", body.text);
+    assert_eq!(body.data()[0]["name"], "中平能源集团");
+    assert_eq!(body.data()[0].as_object().map(|o| o.len()), Some(3), "name plus id and version");
+}
+
+#[tokio::test]
+async fn sorting_uses_several_keys_and_puts_empty_values_last() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    assert_eq!(
+        names(&app, "sort=level,-employee_count").await,
+        ["中平能源集团", "北京华信科技", "平煤物流有限公司", "上海市政府采购中心", "张三"]
+    );
+    let desc = names(&app, "sort=-employee_count").await;
+    assert_eq!(desc.last().map(String::as_str), Some("张三"), "empty values sort last both ways");
+    let asc = names(&app, "sort=employee_count").await;
+    assert_eq!(asc.last().map(String::as_str), Some("张三"));
+    assert_eq!(asc.first().map(String::as_str), Some("上海市政府采购中心"));
+}
+
+#[tokio::test]
+async fn cursor_pages_visit_every_record_once_even_with_ties_and_empty_values() {
+    let app = spawn_app().await;
+    for i in 0..23 {
+        let level = ["A", "B"][i % 2];
+        let mut body = json!({"name": format!("客户{i:02}"), "level": level});
+        if i % 3 != 0 {
+            body["employee_count"] = json!(i % 4);
+        }
+        app.create("customer", body).await;
+    }
+    for sort in ["-id", "level,-employee_count", "employee_count", "-name", "level"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut q = format!("sort={sort}&limit=4&total=exact");
+            if let Some(c) = &cursor {
+                q.push_str(&format!("&cursor={c}"));
+            }
+            let r = app.get(&format!("/api/v1/records/customer?{q}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_eq!(r.body["meta"]["total"], 23);
+            for c in r.data().as_array().into_iter().flatten() {
+                seen.push(c["id"].as_str().unwrap_or_default().to_owned());
+            }
+            pages += 1;
+            match r.body["meta"]["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+            assert!(pages < 20, "pagination does not end");
+        }
+        let unique: HashSet<&String> = seen.iter().collect();
+        assert_eq!(seen.len(), 23, "sort {sort}");
+        assert_eq!(unique.len(), 23, "sort {sort}: no record twice");
+        assert_eq!(pages, 6);
+    }
+    let first = app.get("/api/v1/records/customer?sort=name&limit=4").await;
+    let cursor = first.body["meta"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+    let mixed = app.get(&format!("/api/v1/records/customer?sort=-name&cursor={cursor}")).await;
+    assert_eq!(mixed.code(), "invalid_query", "a cursor only works with its own sort");
+    let both = app.get(&format!("/api/v1/records/customer?sort=name&cursor={cursor}&page=2")).await;
+    assert_eq!(both.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn page_numbers_totals_field_selection_and_quick_search_work() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let page2 = names(&app, "sort=name&limit=2&page=2").await;
+    let all = names(&app, "sort=name&limit=10").await;
+    assert_eq!(page2, all[2..4].to_vec());
+
+    let none = app.get("/api/v1/records/customer?total=none").await;
+    assert!(none.body["meta"]["total"].is_null());
+    let exact = app.get("/api/v1/records/customer?total=exact&limit=1").await;
+    assert_eq!(exact.body["meta"]["total"], 5);
+    assert_eq!(exact.body["meta"]["total_exact"], true);
+
+    let fields = app.get("/api/v1/records/customer?fields=name,city&limit=1").await;
+    let keys: Vec<&String> = fields.data()[0].as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+
+    assert_eq!(names(&app, &format!("q={}", urlencode("华信"))).await, ["北京华信科技"]);
+    let by_number = names(&app, "q=CM000002").await;
+    assert_eq!(by_number, ["平煤物流有限公司"]);
+}
