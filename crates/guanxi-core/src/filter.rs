@@ -72,7 +72,9 @@ pub fn operators_for(t: &FieldType) -> &'static [Op] {
         | FieldType::Date
         | FieldType::DateTime => &[Eq, Ne, Lt, Lte, Gt, Gte, Between, In, IsEmpty],
         FieldType::Boolean => &[Eq, Ne, IsEmpty],
-        FieldType::Select { .. } | FieldType::State | FieldType::Relation { .. } => &[Eq, Ne, In, IsEmpty],
+        FieldType::Select { .. } | FieldType::State | FieldType::Relation { .. } => {
+            &[Eq, Ne, In, IsEmpty]
+        }
         FieldType::MultiSelect { .. } => &[Contains, IsEmpty],
         FieldType::Attachments { .. } | FieldType::Json => &[IsEmpty],
     }
@@ -82,8 +84,12 @@ pub fn operators_for(t: &FieldType) -> &'static [Op] {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum RawFilter {
-    And { and: Vec<RawFilter> },
-    Or { or: Vec<RawFilter> },
+    And {
+        and: Vec<RawFilter>,
+    },
+    Or {
+        or: Vec<RawFilter>,
+    },
     Cond {
         field: String,
         op: String,
@@ -98,7 +104,7 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Cond {
-        field: FieldDef,
+        field: Box<FieldDef>,
         op: Op,
         operand: Operand,
     },
@@ -120,7 +126,10 @@ fn bad(zh: String, en: String) -> DomainError {
 /// Parses a filter from its JSON text (as given in `?filter=`).
 pub fn parse_filter_text(object: &ObjectDef, text: &str) -> Result<Filter, DomainError> {
     let json: Json = serde_json::from_str(text).map_err(|e| {
-        bad(format!("筛选条件不是有效的 JSON：{e}"), format!("filter is not valid JSON: {e}"))
+        bad(
+            format!("筛选条件不是有效的 JSON：{e}"),
+            format!("filter is not valid JSON: {e}"),
+        )
     })?;
     parse_filter(object, &json)
 }
@@ -130,14 +139,20 @@ pub fn parse_filter(object: &ObjectDef, json: &Json) -> Result<Filter, DomainErr
     let raw: RawFilter = serde_json::from_value(json.clone()).map_err(|_| {
         bad(
             "筛选条件格式不正确：应为 {\"field\",\"op\",\"value\"} 或 {\"and\"|\"or\": […]}".into(),
-            "malformed filter: expected {\"field\",\"op\",\"value\"} or {\"and\"|\"or\": […]}".into(),
+            "malformed filter: expected {\"field\",\"op\",\"value\"} or {\"and\"|\"or\": […]}"
+                .into(),
         )
     })?;
     let mut count = 0;
     check(object, raw, 1, &mut count)
 }
 
-fn check(object: &ObjectDef, raw: RawFilter, depth: usize, count: &mut usize) -> Result<Filter, DomainError> {
+fn check(
+    object: &ObjectDef,
+    raw: RawFilter,
+    depth: usize,
+    count: &mut usize,
+) -> Result<Filter, DomainError> {
     if depth > MAX_DEPTH {
         return Err(bad(
             format!("筛选条件嵌套超过{MAX_DEPTH}层"),
@@ -183,10 +198,20 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
     }
     let parsed: Option<Op> = serde_json::from_value(Json::String(op.to_owned())).ok();
     let Some(op) = parsed.filter(|o| operators_for(&field.field_type).contains(o)) else {
-        let allowed: Vec<&str> = operators_for(&field.field_type).iter().map(|o| o.name()).collect();
+        let allowed: Vec<&str> = operators_for(&field.field_type)
+            .iter()
+            .map(|o| o.name())
+            .collect();
         return Err(bad(
-            format!("字段“{}”不支持运算符“{op}”，可用：{}", field.label.zh, allowed.join(", ")),
-            format!("operator '{op}' is not allowed on '{key}'; allowed: {}", allowed.join(", ")),
+            format!(
+                "字段“{}”不支持运算符“{op}”，可用：{}",
+                field.label.zh,
+                allowed.join(", ")
+            ),
+            format!(
+                "operator '{op}' is not allowed on '{key}'; allowed: {}",
+                allowed.join(", ")
+            ),
         ));
     };
     let operand = match op {
@@ -196,24 +221,32 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
             _ => return Err(value_error(field, "true/false")),
         },
         Op::Between => match value {
-            Json::Array(items) if items.len() == 2 => {
-                Operand::Two(filter_value(field, op, &items[0])?, filter_value(field, op, &items[1])?)
-            }
+            Json::Array(items) if items.len() == 2 => Operand::Two(
+                filter_value(field, op, &items[0])?,
+                filter_value(field, op, &items[1])?,
+            ),
             _ => return Err(value_error(field, "[from, to]")),
         },
         Op::In => match value {
-            Json::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => Operand::Many(
-                items
-                    .iter()
-                    .map(|v| filter_value(field, op, v))
-                    .collect::<Result<_, _>>()?,
-            ),
-            _ => return Err(value_error(field, &format!("a list of 1–{MAX_IN_VALUES} values"))),
+            Json::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => {
+                Operand::Many(
+                    items
+                        .iter()
+                        .map(|v| filter_value(field, op, v))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            _ => {
+                return Err(value_error(
+                    field,
+                    &format!("a list of 1–{MAX_IN_VALUES} values"),
+                ));
+            }
         },
         _ => Operand::One(filter_value(field, op, &value)?),
     };
     Ok(Filter::Cond {
-        field: field.clone(),
+        field: Box::new(field.clone()),
         op,
         operand,
     })
@@ -221,7 +254,10 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
 
 fn value_error(field: &FieldDef, expect: &str) -> DomainError {
     bad(
-        format!("字段“{}”的筛选值格式不正确（应为 {expect}）", field.label.zh),
+        format!(
+            "字段“{}”的筛选值格式不正确（应为 {expect}）",
+            field.label.zh
+        ),
         format!("filter value for '{}' must be {expect}", field.key),
     )
 }
@@ -229,9 +265,16 @@ fn value_error(field: &FieldDef, expect: &str) -> DomainError {
 /// Types a filter value by the field's storage, without the strict input rules (a partial
 /// phone number is a fine `contains` value even though it is not a valid phone).
 fn filter_value(field: &FieldDef, op: Op, v: &Json) -> Result<Value, DomainError> {
-    let text = || v.as_str().map(|s| Value::Text(s.to_owned())).ok_or_else(|| value_error(field, "text"));
+    let text = || {
+        v.as_str()
+            .map(|s| Value::Text(s.to_owned()))
+            .ok_or_else(|| value_error(field, "text"))
+    };
     match &field.field_type {
-        FieldType::Integer { .. } => v.as_i64().map(Value::Int).ok_or_else(|| value_error(field, "an integer")),
+        FieldType::Integer { .. } => v
+            .as_i64()
+            .map(Value::Int)
+            .ok_or_else(|| value_error(field, "an integer")),
         FieldType::Money => v
             .as_i64()
             .map(Value::Int)
@@ -241,7 +284,10 @@ fn filter_value(field: &FieldDef, op: Op, v: &Json) -> Result<Value, DomainError
             .filter(|f| f.is_finite())
             .map(Value::Float)
             .ok_or_else(|| value_error(field, "a number")),
-        FieldType::Boolean => v.as_bool().map(Value::Bool).ok_or_else(|| value_error(field, "true/false")),
+        FieldType::Boolean => v
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| value_error(field, "true/false")),
         FieldType::Date => v
             .as_str()
             .and_then(time_fmt::parse_date)
@@ -252,14 +298,17 @@ fn filter_value(field: &FieldDef, op: Op, v: &Json) -> Result<Value, DomainError
             .and_then(|s| {
                 // A bare date is accepted as midnight UTC, which is what date pickers send.
                 time_fmt::parse_datetime(s).or_else(|| {
-                    time_fmt::parse_date(s).map(|d| format!("{}T00:00:00.000000Z", time_fmt::format_date(d)))
+                    time_fmt::parse_date(s)
+                        .map(|d| format!("{}T00:00:00.000000Z", time_fmt::format_date(d)))
                 })
             })
             .map(Value::Text)
             .ok_or_else(|| value_error(field, "an RFC 3339 timestamp")),
         _ => {
             let t = text()?;
-            if matches!(op, Op::Contains | Op::StartsWith) && matches!(&t, Value::Text(s) if s.is_empty()) {
+            if matches!(op, Op::Contains | Op::StartsWith)
+                && matches!(&t, Value::Text(s) if s.is_empty())
+            {
                 return Err(value_error(field, "non-empty text"));
             }
             Ok(t)
@@ -327,7 +376,15 @@ mod tests {
             vec![
                 FieldDef::new("name", "名称", "Name", FieldType::Text { max_len: 50 }),
                 FieldDef::new("note", "备注", "Note", FieldType::LongText { max_len: 500 }),
-                FieldDef::new("score", "分数", "Score", FieldType::Integer { min: None, max: None }),
+                FieldDef::new(
+                    "score",
+                    "分数",
+                    "Score",
+                    FieldType::Integer {
+                        min: None,
+                        max: None,
+                    },
+                ),
             ],
         )
     }
@@ -368,7 +425,10 @@ mod tests {
 
     #[test]
     fn sql_looking_text_is_just_a_value() {
-        let f = parse_filter(&object(), &json!({"field": "name", "op": "eq", "value": "x'; drop table t; --"}));
+        let f = parse_filter(
+            &object(),
+            &json!({"field": "name", "op": "eq", "value": "x'; drop table t; --"}),
+        );
         assert!(f.is_ok());
     }
 

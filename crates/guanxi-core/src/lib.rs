@@ -14,6 +14,6 @@ pub mod value;
 
 pub use actor::Actor;
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use i18n::{Lang, Label};
+pub use i18n::{Label, Lang};
 pub use meta::{FieldDef, FieldType, NumberingRule, ObjectDef};
 pub use value::Value;

@@ -15,7 +15,9 @@ fn select(dict: &str) -> FieldType {
 }
 
 fn relation(object: &str) -> FieldType {
-    FieldType::Relation { object: object.into() }
+    FieldType::Relation {
+        object: object.into(),
+    }
 }
 
 /// Every standard object, in menu order.
@@ -33,15 +35,28 @@ pub fn department() -> ObjectDef {
         vec![
             FieldDef::new("name", "部门名称", "Name", text(100)).required(),
             FieldDef::new("code", "部门编码", "Code", text(32)).unique(),
-            FieldDef::new("parent_id", "上级部门", "Parent department", relation("department")),
+            FieldDef::new(
+                "parent_id",
+                "上级部门",
+                "Parent department",
+                relation("department"),
+            ),
             FieldDef::new("manager_name", "负责人姓名", "Manager", text(50)),
             FieldDef::new(
                 "sort_order",
                 "排序",
                 "Sort order",
-                FieldType::Integer { min: Some(0), max: Some(99_999) },
+                FieldType::Integer {
+                    min: Some(0),
+                    max: Some(99_999),
+                },
             ),
-            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 2000 }),
+            FieldDef::new(
+                "remark",
+                "备注",
+                "Remark",
+                FieldType::LongText { max_len: 2000 },
+            ),
         ],
     )
     .title("name")
@@ -58,18 +73,25 @@ pub fn customer() -> ObjectDef {
         "客户",
         "Customer",
         vec![
-            FieldDef::new("number", "客户编号", "Customer number", text(32)).numbered(NumberingRule {
-                prefix: "CM".into(),
-                date_part: DatePart::None,
-                separator: String::new(),
-                width: 6,
-            }),
+            FieldDef::new("number", "客户编号", "Customer number", text(32)).numbered(
+                NumberingRule {
+                    prefix: "CM".into(),
+                    date_part: DatePart::None,
+                    separator: String::new(),
+                    width: 6,
+                },
+            ),
             FieldDef::new("name", "客户名称", "Name", text(200)).required(),
             FieldDef::new("customer_type", "客户类型", "Type", select("customer_type")),
             FieldDef::new("level", "客户等级", "Level", select("customer_level")),
             FieldDef::new("industry", "所属行业", "Industry", select("industry")),
             FieldDef::new("source", "客户来源", "Source", select("customer_source")),
-            FieldDef::new("credit_status", "信用状况", "Credit status", select("credit_status")),
+            FieldDef::new(
+                "credit_status",
+                "信用状况",
+                "Credit status",
+                select("credit_status"),
+            ),
             FieldDef::new("status", "客户状态", "Status", FieldType::State),
             FieldDef::new("phone", "联系电话", "Phone", FieldType::Phone),
             FieldDef::new("email", "邮箱", "Email", FieldType::Email),
@@ -78,22 +100,53 @@ pub fn customer() -> ObjectDef {
             FieldDef::new("city", "城市", "City", text(50)),
             FieldDef::new("district", "区县", "District", text(50)),
             FieldDef::new("address", "详细地址", "Address", text(300)),
-            FieldDef::new("credit_code", "统一社会信用代码", "Unified social credit code", text(18)).unique(),
-            FieldDef::new("registered_capital", "注册资本", "Registered capital", FieldType::Money),
-            FieldDef::new("established_on", "成立日期", "Established on", FieldType::Date),
+            FieldDef::new(
+                "credit_code",
+                "统一社会信用代码",
+                "Unified social credit code",
+                text(18),
+            )
+            .unique(),
+            FieldDef::new(
+                "registered_capital",
+                "注册资本",
+                "Registered capital",
+                FieldType::Money,
+            ),
+            FieldDef::new(
+                "established_on",
+                "成立日期",
+                "Established on",
+                FieldType::Date,
+            ),
             FieldDef::new(
                 "employee_count",
                 "员工人数",
                 "Employees",
-                FieldType::Integer { min: Some(0), max: None },
+                FieldType::Integer {
+                    min: Some(0),
+                    max: None,
+                },
             ),
-            FieldDef::new("is_key_account", "重点客户", "Key account", FieldType::Boolean),
-            FieldDef::new("last_contacted_at", "最近联系时间", "Last contacted", FieldType::DateTime),
+            FieldDef::new(
+                "is_key_account",
+                "重点客户",
+                "Key account",
+                FieldType::Boolean,
+            ),
+            FieldDef::new(
+                "last_contacted_at",
+                "最近联系时间",
+                "Last contacted",
+                FieldType::DateTime,
+            ),
             FieldDef::new(
                 "tags",
                 "标签",
                 "Tags",
-                FieldType::MultiSelect { dict: "customer_tag".into() },
+                FieldType::MultiSelect {
+                    dict: "customer_tag".into(),
+                },
             ),
             FieldDef::new(
                 "attachments",
@@ -106,7 +159,12 @@ pub fn customer() -> ObjectDef {
                 },
             ),
             FieldDef::new("extra", "扩展信息", "Extra data", FieldType::Json),
-            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 4000 }),
+            FieldDef::new(
+                "remark",
+                "备注",
+                "Remark",
+                FieldType::LongText { max_len: 4000 },
+            ),
         ],
     )
     .title("name")
@@ -155,8 +213,20 @@ fn customer_lifecycle() -> StateMachine {
         ],
         transitions: vec![
             transition("sign", "签约转正", "Sign", &["prospect"], "active"),
-            transition("make_dormant", "转为休眠", "Make dormant", &["active"], "dormant"),
-            transition("reactivate", "重新激活", "Reactivate", &["dormant", "lost"], "active"),
+            transition(
+                "make_dormant",
+                "转为休眠",
+                "Make dormant",
+                &["active"],
+                "dormant",
+            ),
+            transition(
+                "reactivate",
+                "重新激活",
+                "Reactivate",
+                &["dormant", "lost"],
+                "active",
+            ),
             mark_lost,
         ],
     }
@@ -179,7 +249,12 @@ pub fn contact() -> ObjectDef {
             FieldDef::new("email", "邮箱", "Email", FieldType::Email),
             FieldDef::new("birthday", "生日", "Birthday", FieldType::Date),
             FieldDef::new("is_key_person", "关键人", "Key person", FieldType::Boolean),
-            FieldDef::new("notes", "关系备注", "Relationship notes", FieldType::LongText { max_len: 2000 }),
+            FieldDef::new(
+                "notes",
+                "关系备注",
+                "Relationship notes",
+                FieldType::LongText { max_len: 2000 },
+            ),
         ],
     )
     .title("name")
@@ -208,11 +283,20 @@ mod tests {
         for o in &objects {
             assert!(o.field(&o.title_field).is_some(), "{} title", o.key);
             for s in o.search_fields.iter().chain(o.default_sort.iter()) {
-                assert!(o.field(s.trim_start_matches('-')).is_some(), "{} {s}", o.key);
+                assert!(
+                    o.field(s.trim_start_matches('-')).is_some(),
+                    "{} {s}",
+                    o.key
+                );
             }
             for f in &o.fields {
                 if let FieldType::Relation { object } = &f.field_type {
-                    assert!(objects.iter().any(|x| &x.key == object), "{}.{}", o.key, f.key);
+                    assert!(
+                        objects.iter().any(|x| &x.key == object),
+                        "{}.{}",
+                        o.key,
+                        f.key
+                    );
                 }
             }
             if let Some(m) = &o.state_machine {

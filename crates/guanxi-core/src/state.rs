@@ -100,7 +100,10 @@ mod tests {
     #[test]
     fn a_declared_transition_is_found_from_its_source_state() {
         let m = machine();
-        assert_eq!(m.transition("new", "approve").map(|t| t.to.as_str()).ok(), Some("approved"));
+        assert_eq!(
+            m.transition("new", "approve").map(|t| t.to.as_str()).ok(),
+            Some("approved")
+        );
         assert_eq!(m.actions_from("new").count(), 1);
         assert_eq!(m.actions_from("approved").count(), 0);
     }

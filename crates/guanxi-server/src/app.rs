@@ -12,19 +12,19 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use axum::{middleware, Json, Router};
+use axum::{Json, Router, middleware};
 use guanxi_core::objects::builtin_objects;
-use guanxi_store::backup::{lock_database, InUseLock};
+use guanxi_store::backup::{InUseLock, lock_database};
 use guanxi_store::hooks::HookRegistry;
 use guanxi_store::jobs::{JobHandler, Worker};
-use guanxi_store::{migrate, Catalog, Db, DbOptions, Engine};
+use guanxi_store::{Catalog, Db, DbOptions, Engine, migrate};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::error::{localize_errors, ApiError};
+use crate::error::{ApiError, localize_errors};
 use crate::state::{AppInner, AppState};
 use crate::{modules, openapi, routes, telemetry};
 
@@ -67,7 +67,8 @@ impl Application {
         hooks.merge(options.hooks);
         let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
         let engine = Engine::new(db.clone(), catalog, hooks);
-        let mut worker = Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
+        let mut worker =
+            Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
         for (kind, handler) in options.jobs {
             worker.register(&kind, handler);
         }
@@ -95,7 +96,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops the worker and closes the database.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state = self.state.clone();
         let mut tasks = Vec::new();
@@ -105,7 +109,9 @@ impl Application {
         }
         tasks.push(tokio::spawn(refresh_metadata(state.clone(), stop_rx)));
         let app = router(state.clone());
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;

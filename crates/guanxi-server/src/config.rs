@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use guanxi_store::Durability;
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +69,10 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!(
+            self.max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be text or json"
@@ -84,12 +87,16 @@ impl Config {
     pub fn database_url(&self) -> String {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => url.to_owned(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("guanxi.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("guanxi.db").display()
+            ),
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err, reason = "figment's Jail API fixes the error type")]
 mod tests {
     use super::*;
 
@@ -103,7 +110,10 @@ mod tests {
     #[test]
     fn the_file_then_the_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("guanxi.toml", "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n")?;
+            jail.create_file(
+                "guanxi.toml",
+                "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n",
+            )?;
             jail.set_env("GUANXI_MAX_BODY_BYTES", "8192");
             jail.set_env("DATABASE_URL", "postgres://u@localhost/guanxi");
             let c = Config::load(None).map_err(|e| e.to_string())?;

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use guanxi_core::{DomainError, FieldErrors, Label, Lang};
 use guanxi_store::StoreError;
 use serde::Serialize;
@@ -29,7 +29,12 @@ pub struct ApiError {
 pub type ApiResult<T, E = ApiError> = Result<T, E>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        zh: impl Into<String>,
+        en: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code,
@@ -54,7 +59,12 @@ impl ApiError {
     }
 
     pub fn route_not_found() -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "接口不存在", "no such API endpoint")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "接口不存在",
+            "no such API endpoint",
+        )
     }
 
     pub fn bad_request(code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> Self {
@@ -98,7 +108,9 @@ impl From<DomainError> for ApiError {
                 StatusCode::CONFLICT,
                 "version_conflict",
                 format!("记录已被他人修改（您的版本 {expected}，当前版本 {actual}），请刷新后重试"),
-                format!("the record was changed by someone else (your version {expected}, current {actual}); reload and try again"),
+                format!(
+                    "the record was changed by someone else (your version {expected}, current {actual}); reload and try again"
+                ),
             ),
             DomainError::Conflict(label) => ApiError {
                 status: StatusCode::CONFLICT,
@@ -179,7 +191,11 @@ fn envelope(e: &ApiError, lang: Lang, request_id: Option<String>) -> ErrorEnvelo
 
 /// Renders API errors in the caller's language with the request id, and logs server errors.
 pub async fn localize_errors(req: Request, next: Next) -> Response {
-    let lang = Lang::from_accept_language(req.headers().get("accept-language").and_then(|v| v.to_str().ok()));
+    let lang = Lang::from_accept_language(
+        req.headers()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok()),
+    );
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -203,9 +219,12 @@ pub async fn localize_errors(req: Request, next: Next) -> Response {
             out.headers_mut().insert(k, v.clone());
         }
     }
-    out.headers_mut().insert("content-language", HeaderValue::from_static(match lang {
-        Lang::Zh => "zh-CN",
-        Lang::En => "en",
-    }));
+    out.headers_mut().insert(
+        "content-language",
+        HeaderValue::from_static(match lang {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }),
+    );
     out
 }

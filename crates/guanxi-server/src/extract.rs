@@ -3,8 +3,8 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use guanxi_core::{Actor, Lang};
 use serde::de::DeserializeOwned;
 
@@ -49,12 +49,14 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             "请求需要 Content-Type: application/json",
             "the request needs Content-Type: application/json",
         ),
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "请求内容过大",
-            "the request body is too large",
-        ),
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "请求内容过大",
+                "the request body is too large",
+            )
+        }
         _ => ApiError::bad_request(
             "unreadable_body",
             "无法读取请求内容",
@@ -100,7 +102,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestLang {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestLang(Lang::from_accept_language(
-            parts.headers.get("accept-language").and_then(|v| v.to_str().ok()),
+            parts
+                .headers
+                .get("accept-language")
+                .and_then(|v| v.to_str().ok()),
         )))
     }
 }

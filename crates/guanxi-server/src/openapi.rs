@@ -5,9 +5,11 @@
 use guanxi_core::meta::FieldType;
 use guanxi_core::{FieldDef, ObjectDef};
 use guanxi_store::catalog::Snapshot;
-use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
-use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::OpenApi;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::{OpenApi as Document, RefOr};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
 use crate::routes::{audit, health, jobs, meta, records};
@@ -71,10 +73,13 @@ pub fn document(snapshot: &Snapshot) -> Document {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     for object in snapshot.objects() {
-        components.schemas.insert(object.key.clone(), RefOr::T(record_schema(object, false)));
         components
             .schemas
-            .insert(format!("{}_input", object.key), RefOr::T(record_schema(object, true)));
+            .insert(object.key.clone(), RefOr::T(record_schema(object, false)));
+        components.schemas.insert(
+            format!("{}_input", object.key),
+            RefOr::T(record_schema(object, true)),
+        );
     }
     doc
 }
@@ -96,7 +101,11 @@ fn formatted(format: &str) -> ObjectBuilder {
 fn field_schema(field: &FieldDef) -> Schema {
     let described = |b: ObjectBuilder| -> Schema {
         b.title(Some(field.label.zh.clone()))
-            .description(Some(format!("{} ({})", field.label.en, field.field_type.name())))
+            .description(Some(format!(
+                "{} ({})",
+                field.label.en,
+                field.field_type.name()
+            )))
             .into()
     };
     match &field.field_type {
@@ -104,7 +113,10 @@ fn field_schema(field: &FieldDef) -> Schema {
             described(string(None).max_length(Some(*max_len as usize)))
         }
         FieldType::Integer { min, max } => {
-            #[expect(clippy::cast_precision_loss, reason = "schema bounds are informational")]
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "schema bounds are informational"
+            )]
             let b = ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Integer))
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
@@ -112,15 +124,27 @@ fn field_schema(field: &FieldDef) -> Schema {
                 .maximum(max.map(|m| m as f64));
             described(b)
         }
-        FieldType::Decimal => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number))),
+        FieldType::Decimal => {
+            described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number)))
+        }
         FieldType::Money => described(
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Object))
-                .property("amount", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).description(Some("minor units (分)")))
-                .property("currency", string(None).description(Some("ISO 4217, default CNY")))
+                .property(
+                    "amount",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::Integer))
+                        .description(Some("minor units (分)")),
+                )
+                .property(
+                    "currency",
+                    string(None).description(Some("ISO 4217, default CNY")),
+                )
                 .required("amount"),
         ),
-        FieldType::Boolean => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean))),
+        FieldType::Boolean => {
+            described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)))
+        }
         FieldType::Date => described(string(Some(KnownFormat::Date))),
         FieldType::DateTime => described(string(Some(KnownFormat::DateTime))),
         FieldType::Email => described(formatted("email")),
@@ -137,7 +161,10 @@ fn field_schema(field: &FieldDef) -> Schema {
                 ObjectBuilder::new()
                     .property("file_id", string(None))
                     .property("name", string(None))
-                    .property("size", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)))
+                    .property(
+                        "size",
+                        ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
+                    )
                     .property("content_type", string(None))
                     .required("file_id")
                     .required("name")
@@ -145,7 +172,9 @@ fn field_schema(field: &FieldDef) -> Schema {
             )
             .title(Some(field.label.zh.clone()))
             .into(),
-        FieldType::Json => ObjectBuilder::new().title(Some(field.label.zh.clone())).into(),
+        FieldType::Json => ObjectBuilder::new()
+            .title(Some(field.label.zh.clone()))
+            .into(),
     }
 }
 
@@ -154,7 +183,10 @@ fn record_schema(object: &ObjectDef, input: bool) -> Schema {
         .schema_type(SchemaType::Type(Type::Object))
         .title(Some(object.label.zh.clone()))
         .description(Some(if input {
-            format!("Fields accepted when creating or updating a {}", object.label.en)
+            format!(
+                "Fields accepted when creating or updating a {}",
+                object.label.en
+            )
         } else {
             format!("A {} record", object.label.en)
         }));
@@ -168,7 +200,9 @@ fn record_schema(object: &ObjectDef, input: bool) -> Schema {
         }
     }
     if input {
-        b = b.additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+        b = b.additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ));
     }
     b.into()
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use guanxi_core::meta::{is_valid_custom_key, FieldType, CUSTOM_PREFIX};
+use guanxi_core::meta::{CUSTOM_PREFIX, FieldType, is_valid_custom_key};
 use guanxi_core::value::DictionaryLookup;
 use guanxi_core::{Actor, DomainError, FieldDef, FieldError, FieldErrors, Label, ObjectDef};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::db::Db;
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{get_bool, Sql};
+use crate::sql::{Sql, get_bool};
 
 /// One option of a data dictionary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,16 +91,19 @@ impl Catalog {
 
     /// Re-reads custom fields and dictionaries from the database.
     pub async fn reload(&self, db: &Db) -> StoreResult<()> {
-        let rows = sqlx::query("SELECT object, definition FROM custom_fields ORDER BY object, position")
-            .fetch_all(db.reader())
-            .await?;
+        let rows =
+            sqlx::query("SELECT object, definition FROM custom_fields ORDER BY object, position")
+                .fetch_all(db.reader())
+                .await?;
         let mut custom: HashMap<String, Vec<FieldDef>> = HashMap::new();
         for row in rows {
             let object: String = row.try_get("object")?;
             let text: String = row.try_get("definition")?;
             match serde_json::from_str::<FieldDef>(&text) {
                 Ok(def) => custom.entry(object).or_default().push(def),
-                Err(e) => tracing::error!(%object, error = %e, "skipping unreadable custom field definition"),
+                Err(e) => {
+                    tracing::error!(%object, error = %e, "skipping unreadable custom field definition")
+                }
             }
         }
         let rows = sqlx::query(
@@ -110,15 +113,18 @@ impl Catalog {
         .await?;
         let mut dicts: HashMap<String, Vec<DictItem>> = HashMap::new();
         for row in rows {
-            dicts.entry(row.try_get("dict")?).or_default().push(DictItem {
-                value: row.try_get("value")?,
-                label: Label {
-                    zh: row.try_get("label_zh")?,
-                    en: row.try_get("label_en")?,
-                },
-                sort_order: row.try_get("sort_order")?,
-                enabled: get_bool(&row, "enabled")?.unwrap_or(true),
-            });
+            dicts
+                .entry(row.try_get("dict")?)
+                .or_default()
+                .push(DictItem {
+                    value: row.try_get("value")?,
+                    label: Label {
+                        zh: row.try_get("label_zh")?,
+                        en: row.try_get("label_en")?,
+                    },
+                    sort_order: row.try_get("sort_order")?,
+                    enabled: get_bool(&row, "enabled")?.unwrap_or(true),
+                });
         }
         let mut objects = HashMap::new();
         let mut order = Vec::new();
@@ -127,7 +133,11 @@ impl Catalog {
             objects.insert(o.key.clone(), Arc::new(o.with_custom_fields(&fields)));
             order.push(o.key.clone());
         }
-        let snapshot = Arc::new(Snapshot { objects, order, dicts });
+        let snapshot = Arc::new(Snapshot {
+            objects,
+            order,
+            dicts,
+        });
         match self.current.write() {
             Ok(mut g) => *g = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -138,7 +148,13 @@ impl Catalog {
     /// Adds a custom field to an object. The definition is checked like any input: the key must
     /// carry the `cf_` prefix, a select must name an existing dictionary, a relation an existing
     /// object.
-    pub async fn add_custom_field(&self, db: &Db, actor: &Actor, object: &str, mut def: FieldDef) -> StoreResult<FieldDef> {
+    pub async fn add_custom_field(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        object: &str,
+        mut def: FieldDef,
+    ) -> StoreResult<FieldDef> {
         let snapshot = self.snapshot();
         let target = snapshot.object(object)?;
         let mut errors = FieldErrors::default();
@@ -156,24 +172,67 @@ impl Catalog {
             );
         }
         if target.field(&def.key).is_some() {
-            errors.add("key", FieldError::new("duplicate", "该字段标识已存在", "a field with this key already exists"));
+            errors.add(
+                "key",
+                FieldError::new(
+                    "duplicate",
+                    "该字段标识已存在",
+                    "a field with this key already exists",
+                ),
+            );
         }
         if def.label.zh.trim().is_empty() || def.label.en.trim().is_empty() {
-            errors.add("label", FieldError::new("required", "请填写中英文名称", "both labels (zh, en) are required"));
+            errors.add(
+                "label",
+                FieldError::new(
+                    "required",
+                    "请填写中英文名称",
+                    "both labels (zh, en) are required",
+                ),
+            );
         }
         match &def.field_type {
             FieldType::State => errors.add(
                 "type",
-                FieldError::new("invalid_type", "状态字段只能由系统声明", "state fields are declared by modules only"),
+                FieldError::new(
+                    "invalid_type",
+                    "状态字段只能由系统声明",
+                    "state fields are declared by modules only",
+                ),
             ),
-            FieldType::Select { dict } | FieldType::MultiSelect { dict } if snapshot.dictionary(dict).is_none() => {
-                errors.add("dict", FieldError::new("not_found", format!("数据字典“{dict}”不存在"), format!("dictionary '{dict}' does not exist")));
+            FieldType::Select { dict } | FieldType::MultiSelect { dict }
+                if snapshot.dictionary(dict).is_none() =>
+            {
+                errors.add(
+                    "dict",
+                    FieldError::new(
+                        "not_found",
+                        format!("数据字典“{dict}”不存在"),
+                        format!("dictionary '{dict}' does not exist"),
+                    ),
+                );
             }
             FieldType::Relation { object } if snapshot.object(object).is_err() => {
-                errors.add("object", FieldError::new("not_found", format!("对象“{object}”不存在"), format!("object '{object}' does not exist")));
+                errors.add(
+                    "object",
+                    FieldError::new(
+                        "not_found",
+                        format!("对象“{object}”不存在"),
+                        format!("object '{object}' does not exist"),
+                    ),
+                );
             }
-            FieldType::Text { max_len } | FieldType::LongText { max_len } if *max_len == 0 || *max_len > 100_000 => {
-                errors.add("max_len", FieldError::new("out_of_range", "长度应在1到100000之间", "max_len must be 1–100000"));
+            FieldType::Text { max_len } | FieldType::LongText { max_len }
+                if *max_len == 0 || *max_len > 100_000 =>
+            {
+                errors.add(
+                    "max_len",
+                    FieldError::new(
+                        "out_of_range",
+                        "长度应在1到100000之间",
+                        "max_len must be 1–100000",
+                    ),
+                );
             }
             _ => {}
         }
@@ -203,7 +262,10 @@ impl Catalog {
             .push(", ")
             .bind(actor.id.as_str())
             .push(")");
-        sql.query().execute(db.writer()).await.map_err(StoreError::from)?;
+        sql.query()
+            .execute(db.writer())
+            .await
+            .map_err(StoreError::from)?;
         self.reload(db).await?;
         Ok(def)
     }

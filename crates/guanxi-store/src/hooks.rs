@@ -32,7 +32,15 @@ impl HookCtx<'_> {
     /// Queues a background job in the same transaction as the change (the outbox pattern): the
     /// job exists if and only if the change commits.
     pub async fn enqueue_job(&mut self, kind: &str, payload: &Json) -> StoreResult<String> {
-        jobs::enqueue(&mut **self.tx, self.backend, kind, payload, Some(&self.actor.id), jobs::DEFAULT_MAX_ATTEMPTS).await
+        jobs::enqueue(
+            self.tx,
+            self.backend,
+            kind,
+            payload,
+            Some(&self.actor.id),
+            jobs::DEFAULT_MAX_ATTEMPTS,
+        )
+        .await
     }
 }
 
@@ -47,10 +55,20 @@ pub trait RecordHooks: Send + Sync {
         Ok(())
     }
     /// May change or add values, or refuse the update.
-    async fn before_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _changes: &mut Values) -> StoreResult<()> {
+    async fn before_update(
+        &self,
+        _ctx: &mut HookCtx<'_>,
+        _old: &Record,
+        _changes: &mut Values,
+    ) -> StoreResult<()> {
         Ok(())
     }
-    async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
+    async fn after_update(
+        &self,
+        _ctx: &mut HookCtx<'_>,
+        _old: &Record,
+        _new: &Record,
+    ) -> StoreResult<()> {
         Ok(())
     }
     /// May refuse the (soft) delete.
@@ -70,7 +88,10 @@ pub struct HookRegistry {
 
 impl HookRegistry {
     pub fn register(&mut self, object: &str, hooks: Arc<dyn RecordHooks>) {
-        self.by_object.entry(object.to_owned()).or_default().push(hooks);
+        self.by_object
+            .entry(object.to_owned())
+            .or_default()
+            .push(hooks);
     }
 
     /// Adds every hook of `other` after this registry's own.

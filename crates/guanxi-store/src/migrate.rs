@@ -52,21 +52,33 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<&'static str>> {
     .await?;
     if db.backend() == Backend::Postgres {
         // Several app servers may start together: one migrates, the others wait here.
-        sqlx::raw_sql("SELECT pg_advisory_lock(7120501)").execute(&mut *conn).await?;
+        sqlx::raw_sql("SELECT pg_advisory_lock(7120501)")
+            .execute(&mut *conn)
+            .await?;
     }
     let result = apply_pending(db.backend(), &mut conn).await;
     if db.backend() == Backend::Postgres {
-        sqlx::raw_sql("SELECT pg_advisory_unlock(7120501)").execute(&mut *conn).await?;
+        sqlx::raw_sql("SELECT pg_advisory_unlock(7120501)")
+            .execute(&mut *conn)
+            .await?;
     }
     result
 }
 
-async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyhow::Result<Vec<&'static str>> {
+async fn apply_pending(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+) -> anyhow::Result<Vec<&'static str>> {
     use sqlx::Connection;
-    let rows = sqlx::query("SELECT name, checksum FROM schema_migrations").fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT name, checksum FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
     let mut applied = std::collections::HashMap::new();
     for row in rows {
-        applied.insert(row.try_get::<String, _>("name")?, row.try_get::<String, _>("checksum")?);
+        applied.insert(
+            row.try_get::<String, _>("name")?,
+            row.try_get::<String, _>("checksum")?,
+        );
     }
     let mut done = Vec::new();
     for m in MIGRATIONS {
@@ -85,7 +97,10 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyh
         }
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(text).execute(&mut *tx).await?;
-        let mut insert = Sql::of(backend, "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES (");
+        let mut insert = Sql::of(
+            backend,
+            "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES (",
+        );
         insert
             .bind(m.name)
             .push(", ")
@@ -106,7 +121,9 @@ mod tests {
     use super::*;
 
     fn names(dir: &str) -> Vec<String> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
         let mut names: Vec<String> = std::fs::read_dir(path)
             .map(|rd| {
                 rd.filter_map(Result::ok)
@@ -124,8 +141,14 @@ mod tests {
         let postgres = names("postgres");
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, postgres, "migration folders differ");
-        let embedded: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
-        assert_eq!(sqlite, embedded, "a migration file is not listed in MIGRATIONS");
+        let embedded: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
+        assert_eq!(
+            sqlite, embedded,
+            "a migration file is not listed in MIGRATIONS"
+        );
     }
 
     #[test]

@@ -19,14 +19,20 @@ pub async fn next_number(
     today: time::Date,
 ) -> StoreResult<String> {
     let period = rule.period(today);
-    let mut ensure = Sql::of(backend, "INSERT INTO number_sequences (rule_key, period, last_value) VALUES (");
+    let mut ensure = Sql::of(
+        backend,
+        "INSERT INTO number_sequences (rule_key, period, last_value) VALUES (",
+    );
     ensure
         .bind(rule_key)
         .push(", ")
         .bind(period.as_str())
         .push(", 0) ON CONFLICT (rule_key, period) DO NOTHING");
     ensure.query().execute(&mut *conn).await?;
-    let mut bump = Sql::of(backend, "UPDATE number_sequences SET last_value = last_value + 1 WHERE rule_key = ");
+    let mut bump = Sql::of(
+        backend,
+        "UPDATE number_sequences SET last_value = last_value + 1 WHERE rule_key = ",
+    );
     bump.bind(rule_key)
         .push(" AND period = ")
         .bind(period.as_str())

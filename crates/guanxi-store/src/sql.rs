@@ -178,7 +178,10 @@ pub fn get_bool(row: &AnyRow, col: &str) -> Result<Option<bool>, sqlx::Error> {
 pub fn get_f64(row: &AnyRow, col: &str) -> Result<Option<f64>, sqlx::Error> {
     match row.try_get::<Option<f64>, _>(col) {
         Ok(v) => Ok(v),
-        #[expect(clippy::cast_precision_loss, reason = "integral REAL values read back from SQLite")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "integral REAL values read back from SQLite"
+        )]
         Err(_) => Ok(row.try_get::<Option<i64>, _>(col)?.map(|i| i as f64)),
     }
 }
@@ -193,7 +196,10 @@ mod tests {
         a.bind(1).push(" AND b = ").bind("x");
         assert_eq!(a.text(), "SELECT * FROM t WHERE a = ? AND b = ?");
         let mut b = Sql::of(Backend::Postgres, "SELECT * FROM t WHERE a = ");
-        b.bind(1).push(" AND b IN (").bind_list([Bind::Int(1), Bind::Int(2)]).push(")");
+        b.bind(1)
+            .push(" AND b IN (")
+            .bind_list([Bind::Int(1), Bind::Int(2)])
+            .push(")");
         assert_eq!(b.text(), "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)");
         assert_eq!(b.binds().len(), 3);
     }

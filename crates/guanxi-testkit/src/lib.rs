@@ -23,9 +23,15 @@ impl TestDatabase {
     /// Creates an empty database on the backend named by `TEST_DATABASE_URL`.
     pub async fn create() -> anyhow::Result<TestDatabase> {
         let dir = tempfile::tempdir()?;
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+        {
             None => Ok(TestDatabase {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("guanxi.db").display()),
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("guanxi.db").display()
+                ),
                 dir,
                 postgres: None,
             }),
@@ -33,9 +39,13 @@ impl TestDatabase {
                 sqlx::any::install_default_drivers();
                 let name = format!("guanxi_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = sqlx::AnyConnection::connect(&admin_url).await?;
-                sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await?;
                 conn.close().await?;
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
                 Ok(TestDatabase {
                     url: format!("{base}/{name}"),
                     dir,
@@ -52,10 +62,17 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else { return };
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
         // Drop runs inside the test's runtime; a thread with its own runtime can block safely.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
                     let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -163,7 +180,9 @@ impl Reply {
 impl TestApp {
     /// Sends a request with an optional JSON body and reads the reply.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Json>) -> Reply {
-        let mut req = self.client.request(method, format!("{}{path}", self.base_url));
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -201,7 +220,12 @@ impl TestApp {
     /// Creates a record and returns it, failing the test unless the server answers 201.
     pub async fn create(&self, object: &str, body: Json) -> Json {
         let reply = self.post(&format!("/api/v1/records/{object}"), &body).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "creating {object}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "creating {object}: {}",
+            reply.text
+        );
         reply.body["data"].clone()
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use guanxi_server::{Application, Config};
-use guanxi_store::{migrate, Db, DbOptions};
+use guanxi_store::{Db, DbOptions, migrate};
 
 /// Guanxi (关系) — customer relationship management for Chinese enterprises.
 ///
@@ -52,7 +52,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
     guanxi_server::telemetry::init_logging(&config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen, data_dir } => {
@@ -67,7 +69,11 @@ fn main() -> anyhow::Result<()> {
             Command::Migrate => {
                 let db = open(&config).await?;
                 let applied = migrate::run(&db).await?;
-                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
                 db.close().await;
                 Ok(())
             }
@@ -90,10 +96,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn open(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url();
-    if let Some(dir) = guanxi_store::db::sqlite_path(&url).and_then(|p| p.parent().map(PathBuf::from))
+    if let Some(dir) =
+        guanxi_store::db::sqlite_path(&url).and_then(|p| p.parent().map(PathBuf::from))
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     Ok(Db::connect(&DbOptions {
         url,

@@ -8,7 +8,7 @@ use guanxi_store::records::{AuditEntry, AuditQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{data, Envelope};
+use super::{Envelope, data};
 use crate::error::ApiResult;
 use crate::extract::{ApiQuery, CurrentActor};
 use crate::state::AppState;
@@ -43,7 +43,8 @@ pub async fn list_audit(
     CurrentActor(_a): CurrentActor,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Envelope<Vec<AuditEntry>>>> {
-    let normalise = |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
+    let normalise =
+        |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
     let q = AuditQuery {
         object: p.object,
         record_id: p.record_id,

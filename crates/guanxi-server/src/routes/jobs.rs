@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use guanxi_core::DomainError;
 use guanxi_store::jobs::JobView;
 
-use super::{data, Envelope};
+use super::{Envelope, data};
 use crate::error::{ApiResult, ErrorEnvelope};
 use crate::extract::CurrentActor;
 use crate::state::AppState;
@@ -26,6 +26,9 @@ pub async fn get_job(
 ) -> ApiResult<Json<Envelope<JobView>>> {
     let job = guanxi_store::jobs::get(&state.db, &id)
         .await?
-        .ok_or(DomainError::NotFound { object: "job".into(), id })?;
+        .ok_or(DomainError::NotFound {
+            object: "job".into(),
+            id,
+        })?;
     Ok(data(job))
 }

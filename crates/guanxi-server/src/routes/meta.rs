@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
-use axum::Router;
 use guanxi_core::filter::operators_for;
 use guanxi_core::{DomainError, FieldDef, ObjectDef};
 use guanxi_store::catalog::DictItem;
@@ -23,8 +23,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/meta/objects", get(list_objects))
         .route("/api/v1/meta/objects/{object}", get(get_object))
-        .route("/api/v1/meta/objects/{object}/fields", axum::routing::post(create_custom_field))
-        .route("/api/v1/meta/objects/{object}/fields/{key}", delete(delete_custom_field))
+        .route(
+            "/api/v1/meta/objects/{object}/fields",
+            axum::routing::post(create_custom_field),
+        )
+        .route(
+            "/api/v1/meta/objects/{object}/fields/{key}",
+            delete(delete_custom_field),
+        )
         .route("/api/v1/meta/dictionaries", get(list_dictionaries))
         .route("/api/v1/meta/dictionaries/{dict}", get(get_dictionary))
 }
@@ -43,7 +49,15 @@ fn view(object: &ObjectDef) -> ObjectView {
             .fields
             .iter()
             .filter(|f| f.filterable)
-            .map(|f| (f.key.clone(), operators_for(&f.field_type).iter().map(|o| o.name()).collect()))
+            .map(|f| {
+                (
+                    f.key.clone(),
+                    operators_for(&f.field_type)
+                        .iter()
+                        .map(|o| o.name())
+                        .collect(),
+                )
+            })
             .collect(),
         object: object.clone(),
     }
@@ -52,7 +66,10 @@ fn view(object: &ObjectDef) -> ObjectView {
 /// Every object with its fields.
 #[utoipa::path(get, path = "/api/v1/meta/objects", tag = "metadata", operation_id = "list_objects",
     responses((status = 200, description = "Object definitions")))]
-pub async fn list_objects(State(state): State<AppState>, CurrentActor(_a): CurrentActor) -> impl IntoResponse {
+pub async fn list_objects(
+    State(state): State<AppState>,
+    CurrentActor(_a): CurrentActor,
+) -> impl IntoResponse {
     let snapshot = state.engine.catalog().snapshot();
     data(snapshot.objects().map(|o| view(o)).collect::<Vec<_>>())
 }
@@ -90,7 +107,11 @@ pub async fn create_custom_field(
             format!("invalid field definition: {e}"),
         )
     })?;
-    let stored = state.engine.catalog().add_custom_field(state.engine.db(), &actor, &object, def).await?;
+    let stored = state
+        .engine
+        .catalog()
+        .add_custom_field(state.engine.db(), &actor, &object, def)
+        .await?;
     Ok((StatusCode::CREATED, data(stored)))
 }
 
@@ -105,19 +126,31 @@ pub async fn delete_custom_field(
 ) -> ApiResult<StatusCode> {
     let def = state.engine.object(&object)?;
     if def.field(&key).is_some_and(|f| !f.custom) {
-        return Err(DomainError::conflict("标准字段不能删除", "standard fields cannot be removed").into());
+        return Err(
+            DomainError::conflict("标准字段不能删除", "standard fields cannot be removed").into(),
+        );
     }
-    state.engine.catalog().remove_custom_field(state.engine.db(), &object, &key).await?;
+    state
+        .engine
+        .catalog()
+        .remove_custom_field(state.engine.db(), &object, &key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every data dictionary with its options.
 #[utoipa::path(get, path = "/api/v1/meta/dictionaries", tag = "metadata", operation_id = "list_dictionaries",
     responses((status = 200, description = "Dictionaries by name")))]
-pub async fn list_dictionaries(State(state): State<AppState>, CurrentActor(_a): CurrentActor) -> impl IntoResponse {
+pub async fn list_dictionaries(
+    State(state): State<AppState>,
+    CurrentActor(_a): CurrentActor,
+) -> impl IntoResponse {
     let snapshot = state.engine.catalog().snapshot();
-    let all: BTreeMap<String, Vec<DictItem>> =
-        snapshot.dictionaries().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let all: BTreeMap<String, Vec<DictItem>> = snapshot
+        .dictionaries()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     data(all)
 }
 

@@ -2,11 +2,11 @@
 //! create, get, update, delete, restore, purge, history, bulk operations and workflow
 //! transitions. The handlers only translate HTTP to engine calls; the engine does the work.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use axum::Router;
 use guanxi_core::filter::{parse_filter, parse_filter_text, parse_sort};
 use guanxi_core::{DomainError, ObjectDef};
 use guanxi_store::records::{AuditEntry, StateHistoryEntry};
@@ -15,27 +15,51 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{data, Envelope};
+use super::{Envelope, data};
 use crate::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery, CurrentActor};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/records/{object}", get(list_records).post(create_record))
+        .route(
+            "/api/v1/records/{object}",
+            get(list_records).post(create_record),
+        )
         .route("/api/v1/records/{object}/query", post(query_records))
-        .route("/api/v1/records/{object}/bulk-update", post(bulk_update_records))
-        .route("/api/v1/records/{object}/bulk-delete", post(bulk_delete_records))
-        .route("/api/v1/records/{object}/recycle-bin", get(list_recycle_bin))
-        .route("/api/v1/records/{object}/recycle-bin/{id}", delete(purge_record))
+        .route(
+            "/api/v1/records/{object}/bulk-update",
+            post(bulk_update_records),
+        )
+        .route(
+            "/api/v1/records/{object}/bulk-delete",
+            post(bulk_delete_records),
+        )
+        .route(
+            "/api/v1/records/{object}/recycle-bin",
+            get(list_recycle_bin),
+        )
+        .route(
+            "/api/v1/records/{object}/recycle-bin/{id}",
+            delete(purge_record),
+        )
         .route(
             "/api/v1/records/{object}/{id}",
             get(get_record).patch(update_record).delete(delete_record),
         )
-        .route("/api/v1/records/{object}/{id}/restore", post(restore_record))
+        .route(
+            "/api/v1/records/{object}/{id}/restore",
+            post(restore_record),
+        )
         .route("/api/v1/records/{object}/{id}/history", get(record_history))
-        .route("/api/v1/records/{object}/{id}/transitions", get(record_transitions))
-        .route("/api/v1/records/{object}/{id}/transitions/{action}", post(run_transition))
+        .route(
+            "/api/v1/records/{object}/{id}/transitions",
+            get(record_transitions),
+        )
+        .route(
+            "/api/v1/records/{object}/{id}/transitions/{action}",
+            post(run_transition),
+        )
 }
 
 /// List parameters in the query string.
@@ -103,7 +127,11 @@ fn total_mode(s: Option<&str>) -> ApiResult<TotalMode> {
 fn check_fields(object: &ObjectDef, fields: Vec<String>) -> ApiResult<Vec<String>> {
     for f in &fields {
         if object.field(f).is_none() {
-            return Err(DomainError::invalid_query(format!("未知字段“{f}”"), format!("unknown field '{f}'")).into());
+            return Err(DomainError::invalid_query(
+                format!("未知字段“{f}”"),
+                format!("unknown field '{f}'"),
+            )
+            .into());
         }
     }
     Ok(fields)
@@ -123,15 +151,32 @@ fn page_response(page: Page) -> axum::Json<Envelope<Vec<Record>, ListMeta>> {
 
 fn list_query(object: &ObjectDef, p: ListParams) -> ApiResult<ListQuery> {
     Ok(ListQuery {
-        filter: p.filter.as_deref().map(|f| parse_filter_text(object, f)).transpose()?,
+        filter: p
+            .filter
+            .as_deref()
+            .map(|f| parse_filter_text(object, f))
+            .transpose()?,
         search: p.q,
-        sort: p.sort.as_deref().map(|s| parse_sort(object, s)).transpose()?.unwrap_or_default(),
+        sort: p
+            .sort
+            .as_deref()
+            .map(|s| parse_sort(object, s))
+            .transpose()?
+            .unwrap_or_default(),
         limit: p.limit.unwrap_or(20),
         cursor: p.cursor,
         page: p.page,
         fields: p
             .fields
-            .map(|f| check_fields(object, f.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()))
+            .map(|f| {
+                check_fields(
+                    object,
+                    f.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
+            })
             .transpose()?,
         total: total_mode(p.total.as_deref())?,
         deleted: false,
@@ -165,9 +210,18 @@ pub async fn query_records(
 ) -> ApiResult<impl IntoResponse> {
     let def = state.engine.object(&object)?;
     let query = ListQuery {
-        filter: body.filter.as_ref().map(|f| parse_filter(&def, f)).transpose()?,
+        filter: body
+            .filter
+            .as_ref()
+            .map(|f| parse_filter(&def, f))
+            .transpose()?,
         search: body.q,
-        sort: body.sort.as_deref().map(|s| parse_sort(&def, s)).transpose()?.unwrap_or_default(),
+        sort: body
+            .sort
+            .as_deref()
+            .map(|s| parse_sort(&def, s))
+            .transpose()?
+            .unwrap_or_default(),
         limit: body.limit.unwrap_or(20),
         cursor: body.cursor,
         page: body.page,
@@ -227,17 +281,31 @@ fn expected_version(headers: &HeaderMap, body: &mut Map<String, Json>) -> ApiRes
     let from_header = headers
         .get("if-match")
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim_matches('"').trim_start_matches("W/").trim_matches('"').to_owned());
+        .map(|s| {
+            s.trim_matches('"')
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned()
+        });
     match (from_body, from_header) {
         (Some(v), _) => v.as_i64().ok_or_else(|| {
             DomainError::Validation(guanxi_core::FieldErrors::single(
                 "version",
-                guanxi_core::FieldError::new("invalid_type", "version 应为整数", "version must be an integer"),
+                guanxi_core::FieldError::new(
+                    "invalid_type",
+                    "version 应为整数",
+                    "version must be an integer",
+                ),
             ))
             .into()
         }),
         (None, Some(h)) => h.parse().map_err(|_| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", "If-Match 应为版本号", "If-Match must be a version number")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                "If-Match 应为版本号",
+                "If-Match must be a version number",
+            )
         }),
         (None, None) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -263,7 +331,12 @@ pub async fn update_record(
 ) -> ApiResult<impl IntoResponse> {
     state.engine.object(&object)?;
     let version = expected_version(&headers, &mut body)?;
-    Ok(data(state.engine.update(&actor, &object, &id, version, &body).await?))
+    Ok(data(
+        state
+            .engine
+            .update(&actor, &object, &id, version, &body)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -284,7 +357,10 @@ pub async fn delete_record(
     Path((object, id)): Path<(String, String)>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    state.engine.delete(&actor, &object, &id, params.version).await?;
+    state
+        .engine
+        .delete(&actor, &object, &id, params.version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -354,7 +430,10 @@ pub async fn bulk_update_records(
     Path(object): Path<String>,
     ApiJson(body): ApiJson<BulkUpdateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let affected = state.engine.bulk_update(&actor, &object, &body.ids, &body.changes).await?;
+    let affected = state
+        .engine
+        .bulk_update(&actor, &object, &body.ids, &body.changes)
+        .await?;
     Ok(data(BulkResult { affected }))
 }
 
@@ -405,7 +484,14 @@ pub async fn run_transition(
     };
     let record = state
         .engine
-        .transition(&actor, &object, &id, &action, body.remark.as_deref(), body.version)
+        .transition(
+            &actor,
+            &object,
+            &id,
+            &action,
+            body.remark.as_deref(),
+            body.version,
+        )
         .await?;
     Ok(data(record))
 }

@@ -56,7 +56,10 @@ pub struct AuditQuery {
 }
 
 /// Writes an audit row on the transaction's connection.
-#[expect(clippy::too_many_arguments, reason = "one row, one call; a struct would only rename the columns")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row, one call; a struct would only rename the columns"
+)]
 pub(super) async fn write(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
@@ -113,8 +116,16 @@ impl Engine {
     pub async fn history(&self, object_key: &str, id: &str) -> StoreResult<Vec<AuditEntry>> {
         let object = self.object(object_key)?;
         let mut exists = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
-        exists.ident(&object.table).push(" WHERE \"id\" = ").bind(id);
-        if exists.query().fetch_optional(self.db.reader()).await?.is_none() {
+        exists
+            .ident(&object.table)
+            .push(" WHERE \"id\" = ")
+            .bind(id);
+        if exists
+            .query()
+            .fetch_optional(self.db.reader())
+            .await?
+            .is_none()
+        {
             return Err(DomainError::NotFound {
                 object: object.key.clone(),
                 id: id.to_owned(),
@@ -125,7 +136,10 @@ impl Engine {
             self.db.backend(),
             "SELECT id, at, actor_id, actor_name, object, record_id, action, title, changes FROM audit_log WHERE object = ",
         );
-        sql.bind(object.key.as_str()).push(" AND record_id = ").bind(id).push(" ORDER BY id");
+        sql.bind(object.key.as_str())
+            .push(" AND record_id = ")
+            .bind(id)
+            .push(" ORDER BY id");
         let rows = sql.query().fetch_all(self.db.reader()).await?;
         rows.iter().map(entry).collect()
     }
@@ -163,13 +177,20 @@ impl Engine {
     }
 
     /// The transitions of one record, oldest first.
-    pub async fn state_history(&self, object_key: &str, id: &str) -> StoreResult<Vec<StateHistoryEntry>> {
+    pub async fn state_history(
+        &self,
+        object_key: &str,
+        id: &str,
+    ) -> StoreResult<Vec<StateHistoryEntry>> {
         let object = self.object(object_key)?;
         let mut sql = Sql::of(
             self.db.backend(),
             "SELECT id, action, from_state, to_state, actor_id, actor_name, at, remark FROM state_history WHERE object = ",
         );
-        sql.bind(object.key.as_str()).push(" AND record_id = ").bind(id).push(" ORDER BY id");
+        sql.bind(object.key.as_str())
+            .push(" AND record_id = ")
+            .bind(id)
+            .push(" ORDER BY id");
         let rows = sql.query().fetch_all(self.db.reader()).await?;
         rows.iter()
             .map(|row| {

@@ -5,19 +5,23 @@
 use guanxi_core::meta::FieldType;
 use guanxi_core::{FieldDef, ObjectDef, Value};
 use serde_json::{Map, Value as Json};
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::db::Backend;
 use crate::error::StoreResult;
-use crate::sql::{get_bool, get_f64, Bind, Sql};
+use crate::sql::{Bind, Sql, get_bool, get_f64};
 
 /// A record as the API shows it: field key → JSON value.
 pub type Record = Map<String, Json>;
 
 /// System columns that are never NULL (their sort needs no NULLS LAST, which keeps index use).
 pub fn never_null(field: &FieldDef) -> bool {
-    field.system && matches!(field.key.as_str(), "id" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by")
+    field.system
+        && matches!(
+            field.key.as_str(),
+            "id" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by"
+        )
 }
 
 /// The currency column that accompanies a standard money field.
@@ -57,7 +61,10 @@ pub fn column_binds(field: &FieldDef, value: &Value) -> Vec<(String, Bind)> {
             Value::Money { amount, currency } => (Bind::Int(*amount), Bind::Text(currency.clone())),
             _ => (Bind::NullInt, Bind::NullText),
         };
-        return vec![(field.key.clone(), amount), (currency_column(&field.key), currency)];
+        return vec![
+            (field.key.clone(), amount),
+            (currency_column(&field.key), currency),
+        ];
     }
     vec![(field.key.clone(), value_bind(field, value))]
 }
@@ -120,7 +127,9 @@ pub fn push_field_expr(sql: &mut Sql, field: &FieldDef) {
                 FieldType::Integer { .. } | FieldType::Decimal => {
                     format!("((\"custom\"::jsonb ->> '{key}')::numeric)")
                 }
-                FieldType::Money => format!("((\"custom\"::jsonb -> '{key}' ->> 'amount')::numeric)"),
+                FieldType::Money => {
+                    format!("((\"custom\"::jsonb -> '{key}' ->> 'amount')::numeric)")
+                }
                 FieldType::Boolean => format!("((\"custom\"::jsonb ->> '{key}')::boolean)"),
                 _ => format!("(\"custom\"::jsonb ->> '{key}')"),
             };
@@ -135,7 +144,9 @@ pub fn decode_row(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> Store
     for f in object.column_fields() {
         let key = f.key.as_str();
         let v = match &f.field_type {
-            FieldType::Integer { .. } => row.try_get::<Option<i64>, _>(key)?.map_or(Json::Null, Json::from),
+            FieldType::Integer { .. } => row
+                .try_get::<Option<i64>, _>(key)?
+                .map_or(Json::Null, Json::from),
             FieldType::Decimal => get_f64(row, key)?
                 .and_then(serde_json::Number::from_f64)
                 .map_or(Json::Null, Json::Number),
@@ -151,18 +162,31 @@ pub fn decode_row(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> Store
                 .try_get::<Option<String>, _>(key)?
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(Json::Null),
-            _ => row.try_get::<Option<String>, _>(key)?.map_or(Json::Null, Json::String),
+            _ => row
+                .try_get::<Option<String>, _>(key)?
+                .map_or(Json::Null, Json::String),
         };
         out.insert(f.key.clone(), v);
     }
     let custom_text: String = row.try_get("custom")?;
     let custom: Map<String, Json> = serde_json::from_str(&custom_text).unwrap_or_default();
     for f in object.fields.iter().filter(|f| f.custom) {
-        out.insert(f.key.clone(), custom.get(&f.key).cloned().unwrap_or(Json::Null));
+        out.insert(
+            f.key.clone(),
+            custom.get(&f.key).cloned().unwrap_or(Json::Null),
+        );
     }
     if with_deleted {
-        out.insert("deleted_at".into(), row.try_get::<Option<String>, _>("deleted_at")?.map_or(Json::Null, Json::String));
-        out.insert("deleted_by".into(), row.try_get::<Option<String>, _>("deleted_by")?.map_or(Json::Null, Json::String));
+        out.insert(
+            "deleted_at".into(),
+            row.try_get::<Option<String>, _>("deleted_at")?
+                .map_or(Json::Null, Json::String),
+        );
+        out.insert(
+            "deleted_by".into(),
+            row.try_get::<Option<String>, _>("deleted_by")?
+                .map_or(Json::Null, Json::String),
+        );
     }
     Ok(out)
 }

@@ -14,10 +14,12 @@ use guanxi_core::{DomainError, FieldDef, ObjectDef, Value};
 use serde_json::Value as Json;
 use sqlx::Row;
 
-use super::codec::{decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value, Record};
 use super::Engine;
+use super::codec::{
+    Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value,
+};
 use crate::error::StoreResult;
-use crate::sql::{escape_like, Bind, Sql};
+use crate::sql::{Bind, Sql, escape_like};
 
 /// Totals are counted exactly up to this many rows unless the caller asks for an exact count.
 pub const DEFAULT_TOTAL_CAP: i64 = 10_000;
@@ -82,9 +84,20 @@ impl Engine {
         }
         let mut sql = Sql::of(self.db.backend(), "SELECT ");
         push_select_list(&mut sql, &object);
-        sql.push(" FROM ").ident(&object.table).push(" WHERE \"id\" = ").bind(id);
-        sql.push(if deleted { " AND \"deleted_at\" IS NOT NULL" } else { " AND \"deleted_at\" IS NULL" });
-        let row = sql.query().fetch_optional(self.db.reader()).await?.ok_or_else(not_found)?;
+        sql.push(" FROM ")
+            .ident(&object.table)
+            .push(" WHERE \"id\" = ")
+            .bind(id);
+        sql.push(if deleted {
+            " AND \"deleted_at\" IS NOT NULL"
+        } else {
+            " AND \"deleted_at\" IS NULL"
+        });
+        let row = sql
+            .query()
+            .fetch_optional(self.db.reader())
+            .await?
+            .ok_or_else(not_found)?;
         decode_row(&object, &row, deleted)
     }
 
@@ -97,7 +110,11 @@ impl Engine {
             n => n.min(MAX_LIMIT),
         };
         if query.cursor.is_some() && query.page.is_some() {
-            return Err(bad("不能同时使用 cursor 和 page", "use either cursor or page, not both").into());
+            return Err(bad(
+                "不能同时使用 cursor 和 page",
+                "use either cursor or page, not both",
+            )
+            .into());
         }
         let sort = effective_sort(&object, &query.sort)?;
         let sort_sig = sort_signature(&sort);
@@ -150,7 +167,11 @@ impl Engine {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
                 count.push(") AS matching");
-                let n: i64 = count.query().fetch_one(self.db.reader()).await?.try_get("n")?;
+                let n: i64 = count
+                    .query()
+                    .fetch_one(self.db.reader())
+                    .await?
+                    .try_get("n")?;
                 match cap {
                     Some(cap) if n > cap => (Some(cap), false),
                     _ => (Some(n), true),
@@ -186,14 +207,23 @@ fn effective_sort(object: &ObjectDef, requested: &[SortKey]) -> StoreResult<Vec<
             .cloned()
             .ok_or_else(|| bad("对象缺少 id 字段", "object has no id field"))?;
         let descending = sort.last().is_some_and(|k| k.descending);
-        sort.push(SortKey { field: id, descending });
+        sort.push(SortKey {
+            field: id,
+            descending,
+        });
     }
     Ok(sort)
 }
 
 fn sort_signature(sort: &[SortKey]) -> String {
     sort.iter()
-        .map(|k| if k.descending { format!("-{}", k.field.key) } else { k.field.key.clone() })
+        .map(|k| {
+            if k.descending {
+                format!("-{}", k.field.key)
+            } else {
+                k.field.key.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -205,7 +235,12 @@ fn encode_cursor(sig: &str, sort: &[SortKey], last: &Record) -> String {
 }
 
 fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<Bind>> {
-    let invalid = || bad("分页游标无效或已过期，请从第一页重新开始", "invalid cursor; start again from the first page");
+    let invalid = || {
+        bad(
+            "分页游标无效或已过期，请从第一页重新开始",
+            "invalid cursor; start again from the first page",
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
         .map_err(|_| invalid())?;
@@ -213,7 +248,11 @@ fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<B
         return Err(invalid().into());
     };
     if values.len() != sort.len() + 1 || values[0].as_str() != Some(sig) {
-        return Err(bad("分页游标与当前排序不一致", "the cursor belongs to a different sort order").into());
+        return Err(bad(
+            "分页游标与当前排序不一致",
+            "the cursor belongs to a different sort order",
+        )
+        .into());
     }
     sort.iter()
         .zip(values.iter().skip(1))
@@ -223,7 +262,12 @@ fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<B
 
 /// `(k1 after v1) OR (k1 = v1 AND k2 after v2) OR …`, with NULLs sorting last.
 fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
-    let is_null = |b: &Bind| matches!(b, Bind::NullText | Bind::NullInt | Bind::NullFloat | Bind::NullBool);
+    let is_null = |b: &Bind| {
+        matches!(
+            b,
+            Bind::NullText | Bind::NullInt | Bind::NullFloat | Bind::NullBool
+        )
+    };
     sql.push("(");
     for i in 0..sort.len() {
         if i > 0 {
@@ -246,7 +290,8 @@ fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
         } else {
             sql.push("(");
             push_field_expr(sql, &k.field);
-            sql.push(if k.descending { " < " } else { " > " }).bind(values[i].clone());
+            sql.push(if k.descending { " < " } else { " > " })
+                .bind(values[i].clone());
             if !never_null(&k.field) {
                 sql.push(" OR ");
                 push_field_expr(sql, &k.field);
@@ -261,13 +306,26 @@ fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
 
 /// The WHERE clause shared by the page query and the count.
 fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery) {
-    sql.push(if query.deleted { "\"deleted_at\" IS NOT NULL" } else { "\"deleted_at\" IS NULL" });
+    sql.push(if query.deleted {
+        "\"deleted_at\" IS NOT NULL"
+    } else {
+        "\"deleted_at\" IS NULL"
+    });
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
         push_filter(sql, filter);
     }
-    if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let fields: Vec<&FieldDef> = object.search_fields.iter().filter_map(|k| object.field(k)).collect();
+    if let Some(text) = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let fields: Vec<&FieldDef> = object
+            .search_fields
+            .iter()
+            .filter_map(|k| object.field(k))
+            .collect();
         if !fields.is_empty() {
             let pattern = format!("%{}%", escape_like(text));
             sql.push(" AND (");
@@ -292,10 +350,18 @@ fn filter_bind(field: &FieldDef, v: &Value) -> Bind {
 pub(super) fn push_filter(sql: &mut Sql, filter: &Filter) {
     match filter {
         Filter::And(items) | Filter::Or(items) if items.is_empty() => {
-            sql.push(if matches!(filter, Filter::And(_)) { "1 = 1" } else { "1 = 0" });
+            sql.push(if matches!(filter, Filter::And(_)) {
+                "1 = 1"
+            } else {
+                "1 = 0"
+            });
         }
         Filter::And(items) | Filter::Or(items) => {
-            let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             sql.push("(");
             for (i, f) in items.iter().enumerate() {
                 if i > 0 {
@@ -340,7 +406,9 @@ fn push_condition(sql: &mut Sql, field: &FieldDef, op: Op, operand: &Operand) {
         }
         (Op::In, Operand::Many(values)) => {
             push_field_expr(sql, field);
-            sql.push(" IN (").bind_list(values.iter().map(|v| filter_bind(field, v))).push(")");
+            sql.push(" IN (")
+                .bind_list(values.iter().map(|v| filter_bind(field, v)))
+                .push(")");
         }
         (Op::Contains | Op::StartsWith, Operand::One(Value::Text(text))) => {
             let pattern = if matches!(field.field_type, FieldType::MultiSelect { .. }) {

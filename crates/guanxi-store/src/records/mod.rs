@@ -13,7 +13,7 @@ use guanxi_core::ObjectDef;
 
 pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
 pub use codec::Record;
-pub use list::{ListQuery, Page, TotalMode, DEFAULT_TOTAL_CAP};
+pub use list::{DEFAULT_TOTAL_CAP, ListQuery, Page, TotalMode};
 
 use crate::catalog::Catalog;
 use crate::db::Db;

@@ -7,14 +7,14 @@
 //! the other gets a version conflict.
 
 use guanxi_core::meta::FieldType;
-use guanxi_core::value::{validate_input, Mode};
+use guanxi_core::value::{Mode, validate_input};
 use guanxi_core::{Actor, DomainError, FieldDef, FieldError, FieldErrors, Label, ObjectDef, Value};
-use serde_json::{json, Map, Value as Json};
-use sqlx::any::AnyRow;
+use serde_json::{Map, Value as Json, json};
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 
 use super::audit;
-use super::codec::{column_binds, custom_map, decode_row, push_select_list, Record};
+use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
 use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
@@ -33,7 +33,10 @@ fn not_found(object: &ObjectDef, id: &str) -> StoreError {
 }
 
 fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
-    record.get(&object.title_field).and_then(Json::as_str).map(str::to_owned)
+    record
+        .get(&object.title_field)
+        .and_then(Json::as_str)
+        .map(str::to_owned)
 }
 
 fn version_of(record: &Record) -> i64 {
@@ -53,8 +56,15 @@ async fn fetch_row(
     }
     let mut sql = Sql::of(backend, "SELECT ");
     push_select_list(&mut sql, object);
-    sql.push(" FROM ").ident(&object.table).push(" WHERE \"id\" = ").bind(id);
-    sql.push(if deleted { " AND \"deleted_at\" IS NOT NULL" } else { " AND \"deleted_at\" IS NULL" });
+    sql.push(" FROM ")
+        .ident(&object.table)
+        .push(" WHERE \"id\" = ")
+        .bind(id);
+    sql.push(if deleted {
+        " AND \"deleted_at\" IS NOT NULL"
+    } else {
+        " AND \"deleted_at\" IS NULL"
+    });
     if backend == Backend::Postgres {
         sql.push(" FOR UPDATE");
     }
@@ -94,7 +104,10 @@ async fn check_references(
                     FieldError::new(
                         "not_found",
                         format!("所选{}不存在或已删除", target.label.zh),
-                        format!("the selected {} does not exist or was deleted", target.label.en.to_lowercase()),
+                        format!(
+                            "the selected {} does not exist or was deleted",
+                            target.label.en.to_lowercase()
+                        ),
                     ),
                 );
             }
@@ -123,15 +136,24 @@ fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
     FieldError::new(
         "duplicate",
         format!("{}“{value}”已被其他记录使用", field.label.zh),
-        format!("{} '{value}' is already used by another record", field.label.en),
+        format!(
+            "{} '{value}' is already used by another record",
+            field.label.en
+        ),
     )
 }
 
 /// Splits values into column assignments and the merged custom JSON.
-fn assignments(object: &ObjectDef, values: &Values, mut custom: Map<String, Json>) -> (Vec<(String, Bind)>, Map<String, Json>) {
+fn assignments(
+    object: &ObjectDef,
+    values: &Values,
+    mut custom: Map<String, Json>,
+) -> (Vec<(String, Bind)>, Map<String, Json>) {
     let mut cols = Vec::new();
     for (key, value) in values {
-        let Some(field) = object.field(key) else { continue };
+        let Some(field) = object.field(key) else {
+            continue;
+        };
         if field.custom {
             if value.is_null() {
                 custom.remove(key);
@@ -147,10 +169,16 @@ fn assignments(object: &ObjectDef, values: &Values, mut custom: Map<String, Json
 
 impl Engine {
     /// Creates a record from an API body.
-    pub async fn create(&self, actor: &Actor, object_key: &str, input: &Map<String, Json>) -> StoreResult<Record> {
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        input: &Map<String, Json>,
+    ) -> StoreResult<Record> {
         let snapshot = self.catalog.snapshot();
         let object = snapshot.object(object_key)?;
-        let mut values = validate_input(&object, input, Mode::Create, &*snapshot).map_err(DomainError::Validation)?;
+        let mut values = validate_input(&object, input, Mode::Create, &*snapshot)
+            .map_err(DomainError::Validation)?;
         set_default(&mut values, "owner_id", Value::Text(actor.id.clone()));
         if let Some(dept) = &actor.department_id {
             set_default(&mut values, "department_id", Value::Text(dept.clone()));
@@ -159,14 +187,20 @@ impl Engine {
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let hooks = self.hooks.for_object(&object.key);
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut tx, actor, object: &object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut tx,
+                actor,
+                object: &object,
+                backend,
+            };
             h.before_create(&mut ctx, &mut values).await?;
         }
         check_references(&mut tx, backend, &snapshot, &object, &values, None).await?;
         for field in object.fields.iter().filter(|f| f.numbering.is_some()) {
             if let Some(rule) = &field.numbering {
                 let key = format!("{}.{}", object.key, field.key);
-                let number = numbering::next_number(&mut tx, backend, &key, rule, today_shanghai()).await?;
+                let number =
+                    numbering::next_number(&mut tx, backend, &key, rule, today_shanghai()).await?;
                 values.push((field.key.clone(), Value::Text(number)));
             }
         }
@@ -201,16 +235,33 @@ impl Engine {
         sql.push(")");
         sql.query().execute(&mut *tx).await?;
 
-        let row = fetch_row(&mut tx, backend, &object, &id, false).await?.ok_or_else(|| not_found(&object, &id))?;
+        let row = fetch_row(&mut tx, backend, &object, &id, false)
+            .await?
+            .ok_or_else(|| not_found(&object, &id))?;
         let record = decode_row(&object, &row, false)?;
         let changes: Vec<Json> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
             .collect();
-        audit::write(&mut tx, backend, actor, &object.key, &id, "create", title_of(&object, &record), Json::Array(changes)).await?;
+        audit::write(
+            &mut tx,
+            backend,
+            actor,
+            &object.key,
+            &id,
+            "create",
+            title_of(&object, &record),
+            Json::Array(changes),
+        )
+        .await?;
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut tx, actor, object: &object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut tx,
+                actor,
+                object: &object,
+                backend,
+            };
             h.after_create(&mut ctx, &record).await?;
         }
         tx.commit().await?;
@@ -228,20 +279,32 @@ impl Engine {
     ) -> StoreResult<Record> {
         let snapshot = self.catalog.snapshot();
         let object = snapshot.object(object_key)?;
-        let changes = validate_input(&object, input, Mode::Update, &*snapshot).map_err(DomainError::Validation)?;
+        let changes = validate_input(&object, input, Mode::Update, &*snapshot)
+            .map_err(DomainError::Validation)?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let row = fetch_row(&mut tx, self.db.backend(), &object, id, false)
             .await?
             .ok_or_else(|| not_found(&object, id))?;
         let record = self
-            .update_locked(&mut tx, &snapshot, &object, actor, &row, Some(expected_version), changes)
+            .update_locked(
+                &mut tx,
+                &snapshot,
+                &object,
+                actor,
+                &row,
+                Some(expected_version),
+                changes,
+            )
             .await?;
         tx.commit().await?;
         Ok(record)
     }
 
     /// The update of one locked row, shared by single and bulk updates.
-    #[expect(clippy::too_many_arguments, reason = "internal step shared by update and bulk update")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "internal step shared by update and bulk update"
+    )]
     async fn update_locked(
         &self,
         tx: &mut AnyTx,
@@ -254,16 +317,29 @@ impl Engine {
     ) -> StoreResult<Record> {
         let backend = self.db.backend();
         let old = decode_row(object, row, false)?;
-        let id = old.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+        let id = old
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let version = version_of(&old);
         if let Some(expected) = expected_version
             && expected != version
         {
-            return Err(DomainError::VersionConflict { expected, actual: version }.into());
+            return Err(DomainError::VersionConflict {
+                expected,
+                actual: version,
+            }
+            .into());
         }
         let hooks = self.hooks.for_object(&object.key);
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut *tx, actor, object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut *tx,
+                actor,
+                object,
+                backend,
+            };
             h.before_update(&mut ctx, &old, &mut changes).await?;
         }
         let mut diffs = Vec::new();
@@ -293,7 +369,10 @@ impl Engine {
         for (col, bind) in cols {
             sql.push(", ").ident(&col).push(" = ").bind(bind);
         }
-        sql.push(" WHERE \"id\" = ").bind(id.as_str()).push(" AND \"version\" = ").bind(version);
+        sql.push(" WHERE \"id\" = ")
+            .bind(id.as_str())
+            .push(" AND \"version\" = ")
+            .bind(version);
         if sql.query().execute(&mut **tx).await?.rows_affected() == 0 {
             return Err(DomainError::VersionConflict {
                 expected: version,
@@ -305,22 +384,44 @@ impl Engine {
             .await?
             .ok_or_else(|| not_found(object, &id))?;
         let new = decode_row(object, &new_row, false)?;
-        audit::write(&mut *tx, backend, actor, &object.key, &id, "update", title_of(object, &new), Json::Array(diffs)).await?;
+        audit::write(
+            &mut *tx,
+            backend,
+            actor,
+            &object.key,
+            &id,
+            "update",
+            title_of(object, &new),
+            Json::Array(diffs),
+        )
+        .await?;
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut *tx, actor, object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut *tx,
+                actor,
+                object,
+                backend,
+            };
             h.after_update(&mut ctx, &old, &new).await?;
         }
         Ok(new)
     }
 
     /// Moves a record to the recycle bin.
-    pub async fn delete(&self, actor: &Actor, object_key: &str, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<()> {
         let object = self.object(object_key)?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let row = fetch_row(&mut tx, self.db.backend(), &object, id, false)
             .await?
             .ok_or_else(|| not_found(&object, id))?;
-        self.delete_locked(&mut tx, &object, actor, &row, expected_version).await?;
+        self.delete_locked(&mut tx, &object, actor, &row, expected_version)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -335,16 +436,29 @@ impl Engine {
     ) -> StoreResult<()> {
         let backend = self.db.backend();
         let old = decode_row(object, row, false)?;
-        let id = old.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+        let id = old
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let version = version_of(&old);
         if let Some(expected) = expected_version
             && expected != version
         {
-            return Err(DomainError::VersionConflict { expected, actual: version }.into());
+            return Err(DomainError::VersionConflict {
+                expected,
+                actual: version,
+            }
+            .into());
         }
         let hooks = self.hooks.for_object(&object.key);
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut *tx, actor, object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut *tx,
+                actor,
+                object,
+                backend,
+            };
             h.before_delete(&mut ctx, &old).await?;
         }
         let now = now_utc();
@@ -361,9 +475,24 @@ impl Engine {
             .push(" WHERE \"id\" = ")
             .bind(id.as_str());
         sql.query().execute(&mut **tx).await?;
-        audit::write(&mut *tx, backend, actor, &object.key, &id, "delete", title_of(object, &old), json!([])).await?;
+        audit::write(
+            &mut *tx,
+            backend,
+            actor,
+            &object.key,
+            &id,
+            "delete",
+            title_of(object, &old),
+            json!([]),
+        )
+        .await?;
         for h in &hooks {
-            let mut ctx = HookCtx { tx: &mut *tx, actor, object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut *tx,
+                actor,
+                object,
+                backend,
+            };
             h.after_delete(&mut ctx, &old).await?;
         }
         Ok(())
@@ -379,8 +508,14 @@ impl Engine {
             .await?
             .ok_or_else(|| not_found(&object, id))?;
         let old = decode_row(&object, &row, false)?;
-        for field in object.fields.iter().filter(|f| f.unique && !f.custom && f.numbering.is_none()) {
-            let Some(value) = old.get(&field.key).and_then(Json::as_str) else { continue };
+        for field in object
+            .fields
+            .iter()
+            .filter(|f| f.unique && !f.custom && f.numbering.is_none())
+        {
+            let Some(value) = old.get(&field.key).and_then(Json::as_str) else {
+                continue;
+            };
             let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
             sql.ident(&object.table)
                 .push(" WHERE ")
@@ -407,7 +542,17 @@ impl Engine {
             .await?
             .ok_or_else(|| not_found(&object, id))?;
         let record = decode_row(&object, &row, false)?;
-        audit::write(&mut tx, backend, actor, &object.key, id, "restore", title_of(&object, &record), json!([])).await?;
+        audit::write(
+            &mut tx,
+            backend,
+            actor,
+            &object.key,
+            id,
+            "restore",
+            title_of(&object, &record),
+            json!([]),
+        )
+        .await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -418,7 +563,10 @@ impl Engine {
         let backend = self.db.backend();
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let Some(row) = fetch_row(&mut tx, backend, &object, id, true).await? else {
-            if fetch_row(&mut tx, backend, &object, id, false).await?.is_some() {
+            if fetch_row(&mut tx, backend, &object, id, false)
+                .await?
+                .is_some()
+            {
                 return Err(DomainError::conflict(
                     "只能彻底删除回收站中的记录，请先删除",
                     "only records in the recycle bin can be purged; delete it first",
@@ -431,20 +579,39 @@ impl Engine {
         let mut sql = Sql::of(backend, "DELETE FROM ");
         sql.ident(&object.table).push(" WHERE \"id\" = ").bind(id);
         sql.query().execute(&mut *tx).await?;
-        audit::write(&mut tx, backend, actor, &object.key, id, "purge", title_of(&object, &old), json!([])).await?;
+        audit::write(
+            &mut tx,
+            backend,
+            actor,
+            &object.key,
+            id,
+            "purge",
+            title_of(&object, &old),
+            json!([]),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Applies the same changes to many records in one transaction: all or nothing. Errors are
     /// reported per record id.
-    pub async fn bulk_update(&self, actor: &Actor, object_key: &str, ids: &[String], input: &Map<String, Json>) -> StoreResult<usize> {
+    pub async fn bulk_update(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        ids: &[String],
+        input: &Map<String, Json>,
+    ) -> StoreResult<usize> {
         check_bulk_size(ids)?;
         let snapshot = self.catalog.snapshot();
         let object = snapshot.object(object_key)?;
-        let changes = validate_input(&object, input, Mode::Update, &*snapshot).map_err(DomainError::Validation)?;
+        let changes = validate_input(&object, input, Mode::Update, &*snapshot)
+            .map_err(DomainError::Validation)?;
         if changes.is_empty() {
-            return Err(DomainError::invalid_query("没有要修改的字段", "no fields to change").into());
+            return Err(
+                DomainError::invalid_query("没有要修改的字段", "no fields to change").into(),
+            );
         }
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let mut errors = FieldErrors::default();
@@ -453,7 +620,18 @@ impl Engine {
                 errors.add(id, missing_record());
                 continue;
             };
-            match self.update_locked(&mut tx, &snapshot, &object, actor, &row, None, changes.clone()).await {
+            match self
+                .update_locked(
+                    &mut tx,
+                    &snapshot,
+                    &object,
+                    actor,
+                    &row,
+                    None,
+                    changes.clone(),
+                )
+                .await
+            {
                 Ok(_) => {}
                 Err(StoreError::Domain(DomainError::Validation(e))) => errors.merge_prefixed(id, e),
                 Err(e) => return Err(e),
@@ -465,7 +643,12 @@ impl Engine {
     }
 
     /// Moves many records to the recycle bin in one transaction: all or nothing.
-    pub async fn bulk_delete(&self, actor: &Actor, object_key: &str, ids: &[String]) -> StoreResult<usize> {
+    pub async fn bulk_delete(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        ids: &[String],
+    ) -> StoreResult<usize> {
         check_bulk_size(ids)?;
         let object = self.object(object_key)?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
@@ -475,7 +658,8 @@ impl Engine {
                 errors.add(id, missing_record());
                 continue;
             };
-            self.delete_locked(&mut tx, &object, actor, &row, None).await?;
+            self.delete_locked(&mut tx, &object, actor, &row, None)
+                .await?;
         }
         errors.into_result()?;
         tx.commit().await?;
@@ -510,9 +694,17 @@ impl Engine {
         if let Some(expected) = expected_version
             && expected != version
         {
-            return Err(DomainError::VersionConflict { expected, actual: version }.into());
+            return Err(DomainError::VersionConflict {
+                expected,
+                actual: version,
+            }
+            .into());
         }
-        let current = old.get(&machine.field).and_then(Json::as_str).unwrap_or(&machine.initial).to_owned();
+        let current = old
+            .get(&machine.field)
+            .and_then(Json::as_str)
+            .unwrap_or(&machine.initial)
+            .to_owned();
         let step = machine.transition(&current, action)?;
         if let Some(permission) = &step.permission
             && !actor.can(permission)
@@ -527,7 +719,11 @@ impl Engine {
         if step.remark_required && remark.is_none() {
             return Err(DomainError::Validation(FieldErrors::single(
                 "remark",
-                FieldError::new("required", format!("“{}”需要填写原因", step.label.zh), format!("'{}' needs a remark", step.label.en)),
+                FieldError::new(
+                    "required",
+                    format!("“{}”需要填写原因", step.label.zh),
+                    format!("'{}' needs a remark", step.label.en),
+                ),
             ))
             .into());
         }
@@ -547,7 +743,11 @@ impl Engine {
             .push(" AND \"version\" = ")
             .bind(version);
         if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
-            return Err(DomainError::VersionConflict { expected: version, actual: version + 1 }.into());
+            return Err(DomainError::VersionConflict {
+                expected: version,
+                actual: version + 1,
+            }
+            .into());
         }
         let mut history = Sql::of(
             backend,
@@ -580,9 +780,24 @@ impl Engine {
             .ok_or_else(|| not_found(&object, id))?;
         let new = decode_row(&object, &row, false)?;
         let changes = json!([{"field": machine.field, "old": current, "new": step.to, "action": action, "remark": remark}]);
-        audit::write(&mut tx, backend, actor, &object.key, id, "transition", title_of(&object, &new), changes).await?;
+        audit::write(
+            &mut tx,
+            backend,
+            actor,
+            &object.key,
+            id,
+            "transition",
+            title_of(&object, &new),
+            changes,
+        )
+        .await?;
         for h in &self.hooks.for_object(&object.key) {
-            let mut ctx = HookCtx { tx: &mut tx, actor, object: &object, backend };
+            let mut ctx = HookCtx {
+                tx: &mut tx,
+                actor,
+                object: &object,
+                backend,
+            };
             h.after_update(&mut ctx, &old, &new).await?;
         }
         tx.commit().await?;
@@ -591,7 +806,11 @@ impl Engine {
 }
 
 fn missing_record() -> FieldError {
-    FieldError::new("not_found", "记录不存在或已删除", "record does not exist or was deleted")
+    FieldError::new(
+        "not_found",
+        "记录不存在或已删除",
+        "record does not exist or was deleted",
+    )
 }
 
 fn check_bulk_size(ids: &[String]) -> StoreResult<()> {

@@ -33,7 +33,10 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {
-            let line = lines.next().expect("guanxi exited before listening").expect("read stdout");
+            let line = lines
+                .next()
+                .expect("guanxi exited before listening")
+                .expect("read stdout");
             if let Some(addr) = line.strip_prefix("guanxi listening on ") {
                 break addr.trim().to_owned();
             }
@@ -47,7 +50,9 @@ impl Server {
     }
 
     fn terminate(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -75,13 +80,22 @@ fn help_lists_the_commands() {
 async fn serve_with_no_configuration_keeps_its_data_in_an_sqlite_file() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(dir.path(), None);
-    let health = reqwest::get(format!("{}/healthz", server.base)).await.expect("get");
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .expect("get");
     assert!(health.status().is_success());
     assert!(dir.path().join("data/guanxi.db").exists());
     server.terminate();
     let out = run(dir.path(), &["migrate"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 0 migration"), "migrate is idempotent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied 0 migration"),
+        "migrate is idempotent"
+    );
 }
 
 #[tokio::test]
@@ -93,18 +107,31 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
         let client = client.clone();
         let url = format!("{}/api/v1/records/customer", server.base);
         async move {
-            let r = client.post(url).json(&json!({"name": name})).send().await.expect("post");
+            let r = client
+                .post(url)
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .expect("post");
             assert_eq!(r.status(), 201);
         }
     };
     create("备份前客户").await;
     let out = run(dir.path(), &["backup", "before.db"]);
-    assert!(out.status.success(), "online backup: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "online backup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     create("备份后客户").await;
 
     let refused = run(dir.path(), &["restore", "before.db"]);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let exists = run(dir.path(), &["backup", "before.db"]);
     assert!(!exists.status.success(), "a backup never overwrites a file");
     server.terminate();
@@ -114,7 +141,11 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
     assert!(!junk.status.success(), "a broken backup is refused");
 
     let restored = run(dir.path(), &["restore", "before.db"]);
-    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
     let server = Server::start(dir.path(), None);
     let list: serde_json::Value = client
         .get(format!("{}/api/v1/records/customer?sort=name", server.base))
@@ -124,7 +155,12 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
         .json()
         .await
         .expect("json");
-    let names: Vec<&str> = list["data"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     assert_eq!(names, ["备份前客户"], "the database is exactly the backup");
     server.terminate();
 }
@@ -143,14 +179,23 @@ async fn kill_9_loses_no_acknowledged_create() {
         let tx = tx.clone();
         let url = format!("{base}/api/v1/records/customer");
         writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
             for i in 0.. {
-                let res = client.post(&url).json(&json!({"name": format!("写入{w}-{i}")})).send().await;
+                let res = client
+                    .post(&url)
+                    .json(&json!({"name": format!("写入{w}-{i}")}))
+                    .send()
+                    .await;
                 let Ok(res) = res else { break };
                 if res.status() != 201 {
                     break;
                 }
-                let Ok(body) = res.json::<serde_json::Value>().await else { break };
+                let Ok(body) = res.json::<serde_json::Value>().await else {
+                    break;
+                };
                 if let Some(id) = body["data"]["id"].as_str() {
                     let _ = tx.send(id.to_owned());
                 }
@@ -176,11 +221,20 @@ async fn kill_9_loses_no_acknowledged_create() {
     let client = reqwest::Client::new();
     let mut missing = Vec::new();
     for id in &acked {
-        let r = client.get(format!("{}/api/v1/records/customer/{id}", server.base)).send().await.expect("get");
+        let r = client
+            .get(format!("{}/api/v1/records/customer/{id}", server.base))
+            .send()
+            .await
+            .expect("get");
         if r.status() != 200 {
             missing.push(id.clone());
         }
     }
     server.terminate();
-    assert!(missing.is_empty(), "{} of {} acknowledged creates lost: {missing:?}", missing.len(), acked.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged creates lost: {missing:?}",
+        missing.len(),
+        acked.len()
+    );
 }

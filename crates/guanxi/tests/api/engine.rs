@@ -2,8 +2,8 @@
 //! job outbox.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,9 +12,9 @@ use guanxi_server::AppOptions;
 use guanxi_store::hooks::{HookCtx, HookRegistry, RecordHooks, Values};
 use guanxi_store::jobs::{JobContext, JobHandler};
 use guanxi_store::{Record, StoreError, StoreResult};
-use guanxi_testkit::{spawn_app, spawn_app_with, TestApp};
+use guanxi_testkit::{TestApp, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 
 use crate::helpers::{customer, s};
 use crate::records::urlencode;
@@ -27,7 +27,12 @@ async fn concurrent_creates_never_share_a_number() {
         let client = app.client.clone();
         let url = format!("{}/api/v1/records/customer", app.base_url);
         tasks.push(tokio::spawn(async move {
-            let r = client.post(url).json(&json!({"name": format!("并发客户{i}")})).send().await.ok()?;
+            let r = client
+                .post(url)
+                .json(&json!({"name": format!("并发客户{i}")}))
+                .send()
+                .await
+                .ok()?;
             let body: Json = r.json().await.ok()?;
             body["data"]["number"].as_str().map(str::to_owned)
         }));
@@ -46,30 +51,69 @@ async fn the_customer_lifecycle_allows_only_declared_transitions_and_records_the
     let app = spawn_app().await;
     let c = app.create("customer", customer("流程客户")).await;
     let base = format!("/api/v1/records/customer/{}", s(&c, "id"));
-    let signed = app.post(&format!("{base}/transitions/sign"), &json!({"remark": "合同已签"})).await;
+    let signed = app
+        .post(
+            &format!("{base}/transitions/sign"),
+            &json!({"remark": "合同已签"}),
+        )
+        .await;
     assert_eq!(signed.status, StatusCode::OK, "{}", signed.text);
     assert_eq!(signed.data()["status"], "active");
     assert_eq!(signed.data()["version"], 2);
 
-    let again = app.post(&format!("{base}/transitions/sign"), &json!({})).await;
-    assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "invalid_transition"));
-    let unknown = app.post(&format!("{base}/transitions/teleport"), &json!({})).await;
-    assert_eq!(unknown.code(), "invalid_transition");
-    let no_reason = app.post(&format!("{base}/transitions/mark_lost"), &json!({})).await;
-    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY, "losing a customer needs a reason");
-    let stale = app.post(&format!("{base}/transitions/mark_lost"), &json!({"remark": "x", "version": 1})).await;
-    assert_eq!(stale.code(), "version_conflict");
-    let direct = app.patch(&base, &json!({"version": 2, "status": "lost"})).await;
-    assert_eq!(direct.body["error"]["field_codes"]["status"][0], "read_only", "states change only by transitions");
-    let empty_body = app
-        .read(app.client.post(format!("{}{base}/transitions/make_dormant", app.base_url)))
+    let again = app
+        .post(&format!("{base}/transitions/sign"), &json!({}))
         .await;
-    assert_eq!(empty_body.status, StatusCode::OK, "a transition without remark may have no body: {}", empty_body.text);
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "invalid_transition")
+    );
+    let unknown = app
+        .post(&format!("{base}/transitions/teleport"), &json!({}))
+        .await;
+    assert_eq!(unknown.code(), "invalid_transition");
+    let no_reason = app
+        .post(&format!("{base}/transitions/mark_lost"), &json!({}))
+        .await;
+    assert_eq!(
+        no_reason.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "losing a customer needs a reason"
+    );
+    let stale = app
+        .post(
+            &format!("{base}/transitions/mark_lost"),
+            &json!({"remark": "x", "version": 1}),
+        )
+        .await;
+    assert_eq!(stale.code(), "version_conflict");
+    let direct = app
+        .patch(&base, &json!({"version": 2, "status": "lost"}))
+        .await;
+    assert_eq!(
+        direct.body["error"]["field_codes"]["status"][0], "read_only",
+        "states change only by transitions"
+    );
+    let empty_body = app
+        .read(
+            app.client
+                .post(format!("{}{base}/transitions/make_dormant", app.base_url)),
+        )
+        .await;
+    assert_eq!(
+        empty_body.status,
+        StatusCode::OK,
+        "a transition without remark may have no body: {}",
+        empty_body.text
+    );
 
     let history = app.get(&format!("{base}/transitions")).await;
     let rows = history.data().as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0]["from_state"].as_str(), rows[0]["to_state"].as_str()), (Some("prospect"), Some("active")));
+    assert_eq!(
+        (rows[0]["from_state"].as_str(), rows[0]["to_state"].as_str()),
+        (Some("prospect"), Some("active"))
+    );
     assert_eq!(rows[0]["remark"], "合同已签");
     assert_eq!(rows[0]["actor_name"], "系统");
     assert_eq!(rows[1]["action"], "make_dormant");
@@ -83,17 +127,34 @@ async fn a_transition_that_needs_a_permission_is_refused_without_it() {
     clerk.id = "clerk".into();
     clerk.permissions = BTreeSet::from(["customer.sign".to_owned()]);
     let engine = &app.state.engine;
-    let err = engine.transition(&clerk, "customer", s(&c, "id"), "mark_lost", Some("价格"), None).await;
-    assert!(matches!(err, Err(StoreError::Domain(DomainError::Forbidden(_)))), "{err:?}");
-    let ok = engine.transition(&clerk, "customer", s(&c, "id"), "sign", None, None).await;
+    let err = engine
+        .transition(
+            &clerk,
+            "customer",
+            s(&c, "id"),
+            "mark_lost",
+            Some("价格"),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::Domain(DomainError::Forbidden(_)))),
+        "{err:?}"
+    );
+    let ok = engine
+        .transition(&clerk, "customer", s(&c, "id"), "sign", None, None)
+        .await;
     assert!(ok.is_ok());
-    let after = app.get(&format!("/api/v1/records/customer/{}", s(&c, "id"))).await;
+    let after = app
+        .get(&format!("/api/v1/records/customer/{}", s(&c, "id")))
+        .await;
     assert_eq!(after.data()["status"], "active");
     assert_eq!(after.data()["updated_by"], "clerk");
 }
 
 async fn add_field(app: &TestApp, body: Json) -> guanxi_testkit::Reply {
-    app.post("/api/v1/meta/objects/customer/fields", &body).await
+    app.post("/api/v1/meta/objects/customer/fields", &body)
+        .await
 }
 
 #[tokio::test]
@@ -102,87 +163,235 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
     let r = add_field(&app, json!({"key": "cf_wechat", "label": {"zh": "微信号", "en": "WeChat"}, "type": "text", "max_len": 20})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = add_field(&app, json!({"key": "score", "label": {"zh": "评分", "en": "Score"}, "type": "integer", "min": 0, "max": 100, "required": true})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "the cf_ prefix is added: {}", r.text);
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "the cf_ prefix is added: {}",
+        r.text
+    );
     assert_eq!(r.data()["key"], "cf_score");
     add_field(&app, json!({"key": "cf_region", "label": {"zh": "大区", "en": "Region"}, "type": "select", "dict": "customer_level"})).await;
 
     let meta = app.get("/api/v1/meta/objects/customer").await;
-    let keys: Vec<&str> = meta.data()["fields"].as_array().into_iter().flatten().filter_map(|f| f["key"].as_str()).collect();
-    assert!(keys.ends_with(&["cf_wechat", "cf_score", "cf_region"]), "{keys:?}");
-    assert!(meta.data()["operators"]["cf_score"].as_array().is_some_and(|o| o.contains(&json!("between"))));
+    let keys: Vec<&str> = meta.data()["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["key"].as_str())
+        .collect();
+    assert!(
+        keys.ends_with(&["cf_wechat", "cf_score", "cf_region"]),
+        "{keys:?}"
+    );
+    assert!(
+        meta.data()["operators"]["cf_score"]
+            .as_array()
+            .is_some_and(|o| o.contains(&json!("between")))
+    );
 
-    let missing = app.post("/api/v1/records/customer", &json!({"name": "无评分"})).await;
-    assert_eq!(missing.body["error"]["field_codes"]["cf_score"][0], "required");
-    let bad = app.post("/api/v1/records/customer", &json!({"name": "坏", "cf_score": 101, "cf_wechat": 5, "cf_region": "Q"})).await;
+    let missing = app
+        .post("/api/v1/records/customer", &json!({"name": "无评分"}))
+        .await;
+    assert_eq!(
+        missing.body["error"]["field_codes"]["cf_score"][0],
+        "required"
+    );
+    let bad = app
+        .post(
+            "/api/v1/records/customer",
+            &json!({"name": "坏", "cf_score": 101, "cf_wechat": 5, "cf_region": "Q"}),
+        )
+        .await;
     let codes = &bad.body["error"]["field_codes"];
-    assert_eq!((codes["cf_score"][0].as_str(), codes["cf_wechat"][0].as_str(), codes["cf_region"][0].as_str()),
-        (Some("out_of_range"), Some("invalid_type"), Some("invalid_option")));
+    assert_eq!(
+        (
+            codes["cf_score"][0].as_str(),
+            codes["cf_wechat"][0].as_str(),
+            codes["cf_region"][0].as_str()
+        ),
+        (
+            Some("out_of_range"),
+            Some("invalid_type"),
+            Some("invalid_option")
+        )
+    );
 
     for (name, score, wechat) in [("甲", 90, "wx_a"), ("乙", 60, "wx_b"), ("丙", 75, "wx_c")] {
-        let c = app.create("customer", json!({"name": name, "cf_score": score, "cf_wechat": wechat})).await;
+        let c = app
+            .create(
+                "customer",
+                json!({"name": name, "cf_score": score, "cf_wechat": wechat}),
+            )
+            .await;
         assert_eq!(c["cf_score"], score);
     }
-    let list = app.get("/api/v1/records/customer?sort=-cf_score&fields=name,cf_score").await;
-    let order: Vec<&str> = list.data().as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let list = app
+        .get("/api/v1/records/customer?sort=-cf_score&fields=name,cf_score")
+        .await;
+    let order: Vec<&str> = list
+        .data()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     assert_eq!(order, ["甲", "丙", "乙"]);
     let f = json!({"and": [{"field": "cf_score", "op": "gte", "value": 70}, {"field": "cf_wechat", "op": "starts_with", "value": "wx_"}]});
-    let filtered = app.get(&format!("/api/v1/records/customer?filter={}&sort=cf_score", urlencode(&f.to_string()))).await;
+    let filtered = app
+        .get(&format!(
+            "/api/v1/records/customer?filter={}&sort=cf_score",
+            urlencode(&f.to_string())
+        ))
+        .await;
     assert_eq!(filtered.body["meta"]["total"], 2, "{}", filtered.text);
     assert_eq!(filtered.data()[0]["name"], "丙");
 
     let c = &list.data()[0];
     let path = format!("/api/v1/records/customer/{}", s(c, "id"));
-    let updated = app.patch(&path, &json!({"version": 1, "cf_score": 95})).await;
+    let updated = app
+        .patch(&path, &json!({"version": 1, "cf_score": 95}))
+        .await;
     assert_eq!(updated.data()["cf_score"], 95);
     let history = app.get(&format!("{path}/history")).await;
-    assert_eq!(history.data()[1]["changes"][0], json!({"field": "cf_score", "old": 90, "new": 95}));
+    assert_eq!(
+        history.data()[1]["changes"][0],
+        json!({"field": "cf_score", "old": 90, "new": 95})
+    );
 
-    assert_eq!(app.delete("/api/v1/meta/objects/customer/fields/cf_score").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.delete("/api/v1/meta/objects/customer/fields/name").await.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.delete("/api/v1/meta/objects/customer/fields/cf_score")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete("/api/v1/meta/objects/customer/fields/name")
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
     let after = app.get(&path).await;
-    assert!(after.data().get("cf_score").is_none(), "a removed field disappears from records");
+    assert!(
+        after.data().get("cf_score").is_none(),
+        "a removed field disappears from records"
+    );
 }
 
 #[tokio::test]
 async fn bad_custom_field_definitions_are_refused() {
     let app = spawn_app().await;
     for (body, field) in [
-        (json!({"key": "cf_Bad Key", "label": {"zh": "坏", "en": "Bad"}, "type": "text", "max_len": 10}), "key"),
-        (json!({"key": "cf_x", "label": {"zh": "", "en": "X"}, "type": "text", "max_len": 10}), "label"),
-        (json!({"key": "cf_y", "label": {"zh": "Y", "en": "Y"}, "type": "select", "dict": "no_such_dict"}), "dict"),
-        (json!({"key": "cf_z", "label": {"zh": "Z", "en": "Z"}, "type": "relation", "object": "spaceship"}), "object"),
-        (json!({"key": "cf_s", "label": {"zh": "S", "en": "S"}, "type": "state"}), "type"),
+        (
+            json!({"key": "cf_Bad Key", "label": {"zh": "坏", "en": "Bad"}, "type": "text", "max_len": 10}),
+            "key",
+        ),
+        (
+            json!({"key": "cf_x", "label": {"zh": "", "en": "X"}, "type": "text", "max_len": 10}),
+            "label",
+        ),
+        (
+            json!({"key": "cf_y", "label": {"zh": "Y", "en": "Y"}, "type": "select", "dict": "no_such_dict"}),
+            "dict",
+        ),
+        (
+            json!({"key": "cf_z", "label": {"zh": "Z", "en": "Z"}, "type": "relation", "object": "spaceship"}),
+            "object",
+        ),
+        (
+            json!({"key": "cf_s", "label": {"zh": "S", "en": "S"}, "type": "state"}),
+            "type",
+        ),
     ] {
         let r = add_field(&app, body.clone()).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
-        assert!(r.body["error"]["field_codes"][field].is_array(), "{body}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+        assert!(
+            r.body["error"]["field_codes"][field].is_array(),
+            "{body}: {}",
+            r.text
+        );
     }
-    let wrong_type = add_field(&app, json!({"key": "cf_q", "label": {"zh": "Q", "en": "Q"}, "type": "hologram"})).await;
+    let wrong_type = add_field(
+        &app,
+        json!({"key": "cf_q", "label": {"zh": "Q", "en": "Q"}, "type": "hologram"}),
+    )
+    .await;
     assert_eq!(wrong_type.code(), "invalid_body");
-    add_field(&app, json!({"key": "cf_dup", "label": {"zh": "D", "en": "D"}, "type": "boolean"})).await;
-    let dup = add_field(&app, json!({"key": "cf_dup", "label": {"zh": "D", "en": "D"}, "type": "boolean"})).await;
+    add_field(
+        &app,
+        json!({"key": "cf_dup", "label": {"zh": "D", "en": "D"}, "type": "boolean"}),
+    )
+    .await;
+    let dup = add_field(
+        &app,
+        json!({"key": "cf_dup", "label": {"zh": "D", "en": "D"}, "type": "boolean"}),
+    )
+    .await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]
 async fn the_department_tree_refuses_cycles_and_deleting_a_parent() {
     let app = spawn_app().await;
-    let hq = app.create("department", json!({"name": "总部", "code": "HQ"})).await;
-    let branch = app.create("department", json!({"name": "华北分公司", "code": "HB", "parent_id": hq["id"]})).await;
-    let office = app.create("department", json!({"name": "北京办事处", "parent_id": branch["id"]})).await;
-    let cycle = app
-        .patch(&format!("/api/v1/records/department/{}", s(&hq, "id")), &json!({"version": 1, "parent_id": office["id"]}))
+    let hq = app
+        .create("department", json!({"name": "总部", "code": "HQ"}))
         .await;
-    assert_eq!(cycle.body["error"]["field_codes"]["parent_id"][0], "cycle", "{}", cycle.text);
+    let branch = app
+        .create(
+            "department",
+            json!({"name": "华北分公司", "code": "HB", "parent_id": hq["id"]}),
+        )
+        .await;
+    let office = app
+        .create(
+            "department",
+            json!({"name": "北京办事处", "parent_id": branch["id"]}),
+        )
+        .await;
+    let cycle = app
+        .patch(
+            &format!("/api/v1/records/department/{}", s(&hq, "id")),
+            &json!({"version": 1, "parent_id": office["id"]}),
+        )
+        .await;
+    assert_eq!(
+        cycle.body["error"]["field_codes"]["parent_id"][0], "cycle",
+        "{}",
+        cycle.text
+    );
     let own = app
-        .patch(&format!("/api/v1/records/department/{}", s(&hq, "id")), &json!({"version": 1, "parent_id": hq["id"]}))
+        .patch(
+            &format!("/api/v1/records/department/{}", s(&hq, "id")),
+            &json!({"version": 1, "parent_id": hq["id"]}),
+        )
         .await;
     assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let parent = app.delete(&format!("/api/v1/records/department/{}", s(&branch, "id"))).await;
+    let parent = app
+        .delete(&format!("/api/v1/records/department/{}", s(&branch, "id")))
+        .await;
     assert_eq!(parent.status, StatusCode::CONFLICT);
-    assert_eq!(app.delete(&format!("/api/v1/records/department/{}", s(&office, "id"))).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.delete(&format!("/api/v1/records/department/{}", s(&branch, "id"))).await.status, StatusCode::NO_CONTENT);
-    let dup = app.post("/api/v1/records/department", &json!({"name": "另一个总部", "code": "HQ"})).await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/records/department/{}", s(&office, "id")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/records/department/{}", s(&branch, "id")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let dup = app
+        .post(
+            "/api/v1/records/department",
+            &json!({"name": "另一个总部", "code": "HQ"}),
+        )
+        .await;
     assert_eq!(dup.body["error"]["field_codes"]["code"][0], "duplicate");
 }
 
@@ -194,8 +403,13 @@ struct WelcomeHooks;
 impl RecordHooks for WelcomeHooks {
     async fn before_create(&self, ctx: &mut HookCtx<'_>, values: &mut Values) -> StoreResult<()> {
         values.push(("remark".into(), Value::Text("由欢迎钩子创建".into())));
-        let name = values.iter().find(|(k, _)| k == "name").map(|(_, v)| v.to_json()).unwrap_or_default();
-        ctx.enqueue_job("test.welcome", &json!({"name": name})).await?;
+        let name = values
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.to_json())
+            .unwrap_or_default();
+        ctx.enqueue_job("test.welcome", &json!({"name": name}))
+            .await?;
         Ok(())
     }
 
@@ -237,7 +451,9 @@ async fn wait_for_job(app: &TestApp, id: &str, status: &str) -> Json {
 }
 
 async fn job_ids(app: &TestApp) -> Vec<String> {
-    let rows = sqlx::query_scalar::<_, String>("SELECT id FROM jobs ORDER BY id").fetch_all(app.state.db.reader()).await;
+    let rows = sqlx::query_scalar::<_, String>("SELECT id FROM jobs ORDER BY id")
+        .fetch_all(app.state.db.reader())
+        .await;
     rows.unwrap_or_default()
 }
 
@@ -246,43 +462,85 @@ fn welcome_app_options(runs: Arc<AtomicUsize>, fail_times: usize) -> AppOptions 
     hooks.register("customer", Arc::new(WelcomeHooks));
     AppOptions {
         hooks,
-        jobs: vec![("test.welcome".into(), Arc::new(FlakyJob { runs, fail_times }))],
+        jobs: vec![(
+            "test.welcome".into(),
+            Arc::new(FlakyJob { runs, fail_times }),
+        )],
     }
 }
 
 #[tokio::test]
 async fn hooks_and_their_jobs_commit_or_roll_back_with_the_change() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let app = spawn_app_with(welcome_app_options(runs.clone(), 2), |c| c.job_retry_base_ms = 5).await;
+    let app = spawn_app_with(welcome_app_options(runs.clone(), 2), |c| {
+        c.job_retry_base_ms = 5
+    })
+    .await;
     let c = app.create("customer", customer("欢迎客户")).await;
-    assert_eq!(c["remark"], "由欢迎钩子创建", "before_create may add values");
+    assert_eq!(
+        c["remark"], "由欢迎钩子创建",
+        "before_create may add values"
+    );
     let ids = job_ids(&app).await;
     assert_eq!(ids.len(), 1);
     let job = wait_for_job(&app, &ids[0], "done").await;
-    assert_eq!(job["attempts"], 3, "failed twice, retried with backoff, then succeeded");
+    assert_eq!(
+        job["attempts"], 3,
+        "failed twice, retried with backoff, then succeeded"
+    );
     assert_eq!(job["result"], json!({"welcomed": "欢迎客户"}));
-    assert_eq!((job["progress_done"].as_i64(), job["progress_total"].as_i64()), (Some(10), Some(10)));
+    assert_eq!(
+        (
+            job["progress_done"].as_i64(),
+            job["progress_total"].as_i64()
+        ),
+        (Some(10), Some(10))
+    );
 
-    let boom = app.post("/api/v1/records/customer", &customer("boom")).await;
+    let boom = app
+        .post("/api/v1/records/customer", &customer("boom"))
+        .await;
     assert_eq!(boom.status, StatusCode::CONFLICT);
-    assert_eq!(job_ids(&app).await.len(), 1, "the job queued by the refused create is gone too");
+    assert_eq!(
+        job_ids(&app).await.len(),
+        1,
+        "the job queued by the refused create is gone too"
+    );
     let f = urlencode(r#"{"field":"name","op":"eq","value":"boom"}"#);
-    assert_eq!(app.get(&format!("/api/v1/records/customer?filter={f}")).await.body["meta"]["total"], 0);
+    assert_eq!(
+        app.get(&format!("/api/v1/records/customer?filter={f}"))
+            .await
+            .body["meta"]["total"],
+        0
+    );
     let audit = app.get("/api/v1/audit?object=customer").await;
-    assert_eq!(audit.data().as_array().map(Vec::len), Some(1), "no audit entry for the rolled-back create");
+    assert_eq!(
+        audit.data().as_array().map(Vec::len),
+        Some(1),
+        "no audit entry for the rolled-back create"
+    );
 }
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_stops_after_its_attempts() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let app = spawn_app_with(welcome_app_options(runs.clone(), usize::MAX), |c| c.job_retry_base_ms = 2).await;
+    let app = spawn_app_with(welcome_app_options(runs.clone(), usize::MAX), |c| {
+        c.job_retry_base_ms = 2
+    })
+    .await;
     app.create("customer", customer("总是失败")).await;
     let ids = job_ids(&app).await;
     let job = wait_for_job(&app, &ids[0], "failed").await;
     assert_eq!(job["attempts"], 5);
-    assert!(job["last_error"].as_str().is_some_and(|e| e.contains("transient failure")));
+    assert!(
+        job["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("transient failure"))
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 5);
-    let missing = app.get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7())).await;
+    let missing = app
+        .get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let unique: HashSet<String> = ids.into_iter().collect();
     assert_eq!(unique.len(), 1);

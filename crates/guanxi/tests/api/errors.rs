@@ -8,7 +8,9 @@ use crate::helpers::{customer, s};
 use crate::records::urlencode;
 
 async fn customer_count(app: &guanxi_testkit::TestApp) -> i64 {
-    app.get("/api/v1/records/customer").await.body["meta"]["total"].as_i64().unwrap_or(-1)
+    app.get("/api/v1/records/customer").await.body["meta"]["total"]
+        .as_i64()
+        .unwrap_or(-1)
 }
 
 #[tokio::test]
@@ -29,10 +31,15 @@ async fn malformed_json_is_a_400_and_creates_nothing() {
 #[tokio::test]
 async fn a_body_of_the_wrong_shape_or_without_content_type_is_refused() {
     let app = spawn_app().await;
-    let r = app.post("/api/v1/records/customer", &json!(["not", "an", "object"])).await;
+    let r = app
+        .post("/api/v1/records/customer", &json!(["not", "an", "object"]))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_body");
-    let req = app.client.post(format!("{}/api/v1/records/customer", app.base_url)).body(r#"{"name":"x"}"#);
+    let req = app
+        .client
+        .post(format!("{}/api/v1/records/customer", app.base_url))
+        .body(r#"{"name":"x"}"#);
     let r = app.read(req).await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.code(), "unsupported_media_type");
@@ -83,7 +90,12 @@ async fn wrong_types_and_unknown_fields_are_all_reported_in_one_422() {
     ] {
         assert_eq!(codes[field][0], code, "{field}: {}", r.text);
     }
-    assert!(r.body["error"]["fields"]["email"][0].as_str().is_some_and(|m| m.contains("邮箱")), "messages are Chinese by default");
+    assert!(
+        r.body["error"]["fields"]["email"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("邮箱")),
+        "messages are Chinese by default"
+    );
     assert_eq!(customer_count(&app).await, 0);
 }
 
@@ -103,21 +115,49 @@ async fn messages_follow_accept_language() {
 #[tokio::test]
 async fn unknown_objects_records_and_routes_are_404s_with_codes() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/api/v1/records/spaceship").await.code(), "unknown_object");
-    let missing = app.get(&format!("/api/v1/records/customer/{}", uuid::Uuid::now_v7())).await;
-    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        app.get("/api/v1/records/spaceship").await.code(),
+        "unknown_object"
+    );
+    let missing = app
+        .get(&format!(
+            "/api/v1/records/customer/{}",
+            uuid::Uuid::now_v7()
+        ))
+        .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let garbage = app.get("/api/v1/records/customer/1%27%20or%201=1").await;
     assert_eq!(garbage.status, StatusCode::NOT_FOUND);
     let route = app.get("/api/v1/nothing-here").await;
-    assert_eq!((route.status, route.code()), (StatusCode::NOT_FOUND, "route_not_found"));
-    let method = app.send(reqwest::Method::PUT, "/api/v1/records/customer", Some(&json!({}))).await;
-    assert_eq!((method.status, method.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (route.status, route.code()),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+    let method = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/records/customer",
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(
+        (method.status, method.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 }
 
 #[tokio::test]
 async fn oversize_bodies_are_refused_with_413() {
     let app = guanxi_testkit::spawn_app_with(Default::default(), |c| c.max_body_bytes = 4096).await;
-    let r = app.post("/api/v1/records/customer", &json!({"name": "大", "remark": "很".repeat(5000)})).await;
+    let r = app
+        .post(
+            "/api/v1/records/customer",
+            &json!({"name": "大", "remark": "很".repeat(5000)}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.code(), "payload_too_large");
     assert_eq!(customer_count(&app).await, 0);
@@ -127,9 +167,18 @@ async fn oversize_bodies_are_refused_with_413() {
 async fn filters_and_sorts_on_unknown_or_unsortable_fields_are_422() {
     let app = spawn_app().await;
     for query in [
-        format!("filter={}", urlencode(r#"{"field":"nope","op":"eq","value":1}"#)),
-        format!("filter={}", urlencode(r#"{"field":"name","op":"like","value":"%"}"#)),
-        format!("filter={}", urlencode(r#"{"field":"employee_count","op":"gt","value":"1; drop table customers"}"#)),
+        format!(
+            "filter={}",
+            urlencode(r#"{"field":"nope","op":"eq","value":1}"#)
+        ),
+        format!(
+            "filter={}",
+            urlencode(r#"{"field":"name","op":"like","value":"%"}"#)
+        ),
+        format!(
+            "filter={}",
+            urlencode(r#"{"field":"employee_count","op":"gt","value":"1; drop table customers"}"#)
+        ),
         format!("filter={}", urlencode("not json")),
         "sort=remark".to_owned(),
         "sort=password".to_owned(),
@@ -140,7 +189,12 @@ async fn filters_and_sorts_on_unknown_or_unsortable_fields_are_422() {
         "colour=red".to_owned(),
     ] {
         let r = app.get(&format!("/api/v1/records/customer?{query}")).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {}",
+            r.text
+        );
         assert_eq!(r.code(), "invalid_query", "{query}");
     }
 }
@@ -149,16 +203,39 @@ async fn filters_and_sorts_on_unknown_or_unsortable_fields_are_422() {
 async fn sql_in_values_is_stored_and_matched_as_plain_text() {
     let app = spawn_app().await;
     let evil = "x'; DROP TABLE customers; --";
-    let c = app.create("customer", json!({"name": evil, "remark": "' or 1=1 --"})).await;
+    let c = app
+        .create("customer", json!({"name": evil, "remark": "' or 1=1 --"}))
+        .await;
     app.create("customer", customer("正常客户")).await;
-    let filter = format!(r#"{{"field":"name","op":"eq","value":"{}"}}"#, evil.replace('"', "\\\""));
-    let r = app.get(&format!("/api/v1/records/customer?filter={}", urlencode(&filter))).await;
+    let filter = format!(
+        r#"{{"field":"name","op":"eq","value":"{}"}}"#,
+        evil.replace('"', "\\\"")
+    );
+    let r = app
+        .get(&format!(
+            "/api/v1/records/customer?filter={}",
+            urlencode(&filter)
+        ))
+        .await;
     assert_eq!(r.body["meta"]["total"], 1, "{}", r.text);
     assert_eq!(r.data()[0]["id"], c["id"]);
-    let q = app.get(&format!("/api/v1/records/customer?q={}", urlencode("' or 1=1 --"))).await;
-    assert_eq!(q.body["meta"]["total"], 0, "search text is a value, not SQL");
-    let pct = app.get(&format!("/api/v1/records/customer?q={}", urlencode("%"))).await;
-    assert_eq!(pct.body["meta"]["total"], 0, "LIKE wildcards in search text are literal");
+    let q = app
+        .get(&format!(
+            "/api/v1/records/customer?q={}",
+            urlencode("' or 1=1 --")
+        ))
+        .await;
+    assert_eq!(
+        q.body["meta"]["total"], 0,
+        "search text is a value, not SQL"
+    );
+    let pct = app
+        .get(&format!("/api/v1/records/customer?q={}", urlencode("%")))
+        .await;
+    assert_eq!(
+        pct.body["meta"]["total"], 0,
+        "LIKE wildcards in search text are literal"
+    );
     assert_eq!(customer_count(&app).await, 2, "the table is still there");
     assert_eq!(s(&c, "name"), evil);
 }
@@ -167,11 +244,18 @@ async fn sql_in_values_is_stored_and_matched_as_plain_text() {
 async fn a_server_error_says_nothing_about_its_cause() {
     let app = spawn_app().await;
     // Sabotage: remove a table behind the server's back.
-    sqlx::raw_sql("DROP TABLE contacts").execute(app.state.db.writer()).await.expect("drop");
+    sqlx::raw_sql("DROP TABLE contacts")
+        .execute(app.state.db.writer())
+        .await
+        .expect("drop");
     let r = app.get("/api/v1/records/contact").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(r.code(), "internal");
     let text = r.text.to_lowercase();
-    assert!(!text.contains("contacts") && !text.contains("sql") && !text.contains("table"), "{}", r.text);
+    assert!(
+        !text.contains("contacts") && !text.contains("sql") && !text.contains("table"),
+        "{}",
+        r.text
+    );
     assert!(r.body["error"]["request_id"].is_string());
 }

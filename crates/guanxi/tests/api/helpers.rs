@@ -1,6 +1,6 @@
 //! Builders shared by the API tests.
 
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 
 /// A valid customer body with the given name.
 pub fn customer(name: &str) -> Json {
