@@ -2,7 +2,10 @@
 //! default and on PostgreSQL with `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres`.
 //! One test binary keeps link time down.
 
-#![allow(clippy::expect_used, reason = "a test helper that cannot do its job should fail the test loudly")]
+#![allow(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job should fail the test loudly"
+)]
 
 mod cli;
 mod engine;
