@@ -1,7 +1,9 @@
 //! Who is acting. Every engine call takes an [`Actor`]; the audit trail, state history and
 //! ownership defaults come from it, and permission checks ask it.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::access::{Access, FieldRule, Scope};
 
 /// The user (or system process) on whose behalf a change is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,37 +11,66 @@ pub struct Actor {
     pub id: String,
     pub name: String,
     pub department_id: Option<String>,
-    /// Permission names such as `customer.mark_lost`; `*` grants everything.
-    pub permissions: BTreeSet<String>,
+    /// `None` for the system itself (migrations, jobs, the command line): unrestricted.
+    pub access: Option<Arc<Access>>,
 }
 
 impl Actor {
-    /// The built-in system actor used by migrations, jobs and the command line.
+    /// The built-in system actor used by jobs and the command line.
     pub fn system() -> Actor {
         Actor {
             id: "system".into(),
             name: "系统".into(),
             department_id: None,
-            permissions: BTreeSet::from(["*".to_owned()]),
+            access: None,
         }
     }
 
-    /// Whether the actor holds a permission.
+    /// The scope of `action` on `object`, or `None` when not allowed.
+    pub fn scope(&self, object: &str, action: &str) -> Option<Scope> {
+        match &self.access {
+            None => Some(Scope::All),
+            Some(a) => a.scope(object, action),
+        }
+    }
+
+    /// Whether the actor holds a permission written `object.action` (e.g. `customer.mark_lost`).
     pub fn can(&self, permission: &str) -> bool {
-        self.permissions.contains("*") || self.permissions.contains(permission)
+        let (object, action) = permission.split_once('.').unwrap_or((permission, "*"));
+        self.scope(object, action).is_some()
+    }
+
+    pub fn field_rule(&self, object: &str, field: &str) -> Option<FieldRule> {
+        self.access.as_ref().and_then(|a| a.field_rule(object, field))
+    }
+
+    /// Whether nothing restricts the actor (the system actor).
+    pub fn is_unrestricted(&self) -> bool {
+        self.access.is_none()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Grants;
 
     #[test]
-    fn the_wildcard_grants_everything_and_names_grant_themselves() {
+    fn the_system_may_do_anything_and_a_user_what_its_roles_grant() {
         assert!(Actor::system().can("customer.mark_lost"));
-        let mut a = Actor::system();
-        a.permissions = BTreeSet::from(["customer.sign".to_owned()]);
-        assert!(a.can("customer.sign"));
-        assert!(!a.can("customer.mark_lost"));
+        let mut grants = Grants::new();
+        grants
+            .entry("customer".into())
+            .or_default()
+            .insert("sign".into(), Scope::All);
+        let clerk = Actor {
+            access: Some(Arc::new(Access {
+                grants,
+                ..Access::default()
+            })),
+            ..Actor::system()
+        };
+        assert!(clerk.can("customer.sign"));
+        assert!(!clerk.can("customer.mark_lost"));
     }
 }

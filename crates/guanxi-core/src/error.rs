@@ -67,12 +67,7 @@ impl FieldErrors {
     pub fn messages(&self, lang: Lang) -> BTreeMap<String, Vec<String>> {
         self.0
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.iter().map(|e| e.message.get(lang).to_owned()).collect(),
-                )
-            })
+            .map(|(k, v)| (k.clone(), v.iter().map(|e| e.message.get(lang).to_owned()).collect()))
             .collect()
     }
 

@@ -61,21 +61,15 @@ impl Op {
 pub fn operators_for(t: &FieldType) -> &'static [Op] {
     use Op::*;
     match t {
-        FieldType::Text { .. }
-        | FieldType::LongText { .. }
-        | FieldType::Email
-        | FieldType::Phone
-        | FieldType::Url => &[Eq, Ne, In, Contains, StartsWith, IsEmpty],
-        FieldType::Integer { .. }
-        | FieldType::Decimal
-        | FieldType::Money
-        | FieldType::Date
-        | FieldType::DateTime => &[Eq, Ne, Lt, Lte, Gt, Gte, Between, In, IsEmpty],
-        FieldType::Boolean => &[Eq, Ne, IsEmpty],
-        FieldType::Select { .. } | FieldType::State | FieldType::Relation { .. } => {
-            &[Eq, Ne, In, IsEmpty]
+        FieldType::Text { .. } | FieldType::LongText { .. } | FieldType::Email | FieldType::Phone | FieldType::Url => {
+            &[Eq, Ne, In, Contains, StartsWith, IsEmpty]
         }
-        FieldType::MultiSelect { .. } => &[Contains, IsEmpty],
+        FieldType::Integer { .. } | FieldType::Decimal | FieldType::Money | FieldType::Date | FieldType::DateTime => {
+            &[Eq, Ne, Lt, Lte, Gt, Gte, Between, In, IsEmpty]
+        }
+        FieldType::Boolean => &[Eq, Ne, IsEmpty],
+        FieldType::Select { .. } | FieldType::State | FieldType::Relation { .. } => &[Eq, Ne, In, IsEmpty],
+        FieldType::MultiSelect { .. } | FieldType::MultiRelation { .. } => &[Contains, IsEmpty],
         FieldType::Attachments { .. } | FieldType::Json => &[IsEmpty],
     }
 }
@@ -139,20 +133,14 @@ pub fn parse_filter(object: &ObjectDef, json: &Json) -> Result<Filter, DomainErr
     let raw: RawFilter = serde_json::from_value(json.clone()).map_err(|_| {
         bad(
             "筛选条件格式不正确：应为 {\"field\",\"op\",\"value\"} 或 {\"and\"|\"or\": […]}".into(),
-            "malformed filter: expected {\"field\",\"op\",\"value\"} or {\"and\"|\"or\": […]}"
-                .into(),
+            "malformed filter: expected {\"field\",\"op\",\"value\"} or {\"and\"|\"or\": […]}".into(),
         )
     })?;
     let mut count = 0;
     check(object, raw, 1, &mut count)
 }
 
-fn check(
-    object: &ObjectDef,
-    raw: RawFilter,
-    depth: usize,
-    count: &mut usize,
-) -> Result<Filter, DomainError> {
+fn check(object: &ObjectDef, raw: RawFilter, depth: usize, count: &mut usize) -> Result<Filter, DomainError> {
     if depth > MAX_DEPTH {
         return Err(bad(
             format!("筛选条件嵌套超过{MAX_DEPTH}层"),
@@ -198,10 +186,7 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
     }
     let parsed: Option<Op> = serde_json::from_value(Json::String(op.to_owned())).ok();
     let Some(op) = parsed.filter(|o| operators_for(&field.field_type).contains(o)) else {
-        let allowed: Vec<&str> = operators_for(&field.field_type)
-            .iter()
-            .map(|o| o.name())
-            .collect();
+        let allowed: Vec<&str> = operators_for(&field.field_type).iter().map(|o| o.name()).collect();
         return Err(bad(
             format!(
                 "字段“{}”不支持运算符“{op}”，可用：{}",
@@ -221,26 +206,20 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
             _ => return Err(value_error(field, "true/false")),
         },
         Op::Between => match value {
-            Json::Array(items) if items.len() == 2 => Operand::Two(
-                filter_value(field, op, &items[0])?,
-                filter_value(field, op, &items[1])?,
-            ),
+            Json::Array(items) if items.len() == 2 => {
+                Operand::Two(filter_value(field, op, &items[0])?, filter_value(field, op, &items[1])?)
+            }
             _ => return Err(value_error(field, "[from, to]")),
         },
         Op::In => match value {
-            Json::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => {
-                Operand::Many(
-                    items
-                        .iter()
-                        .map(|v| filter_value(field, op, v))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
+            Json::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => Operand::Many(
+                items
+                    .iter()
+                    .map(|v| filter_value(field, op, v))
+                    .collect::<Result<_, _>>()?,
+            ),
             _ => {
-                return Err(value_error(
-                    field,
-                    &format!("a list of 1–{MAX_IN_VALUES} values"),
-                ));
+                return Err(value_error(field, &format!("a list of 1–{MAX_IN_VALUES} values")));
             }
         },
         _ => Operand::One(filter_value(field, op, &value)?),
@@ -254,10 +233,7 @@ fn check_cond(object: &ObjectDef, key: &str, op: &str, value: Json) -> Result<Fi
 
 fn value_error(field: &FieldDef, expect: &str) -> DomainError {
     bad(
-        format!(
-            "字段“{}”的筛选值格式不正确（应为 {expect}）",
-            field.label.zh
-        ),
+        format!("字段“{}”的筛选值格式不正确（应为 {expect}）", field.label.zh),
         format!("filter value for '{}' must be {expect}", field.key),
     )
 }
@@ -298,17 +274,14 @@ fn filter_value(field: &FieldDef, op: Op, v: &Json) -> Result<Value, DomainError
             .and_then(|s| {
                 // A bare date is accepted as midnight UTC, which is what date pickers send.
                 time_fmt::parse_datetime(s).or_else(|| {
-                    time_fmt::parse_date(s)
-                        .map(|d| format!("{}T00:00:00.000000Z", time_fmt::format_date(d)))
+                    time_fmt::parse_date(s).map(|d| format!("{}T00:00:00.000000Z", time_fmt::format_date(d)))
                 })
             })
             .map(Value::Text)
             .ok_or_else(|| value_error(field, "an RFC 3339 timestamp")),
         _ => {
             let t = text()?;
-            if matches!(op, Op::Contains | Op::StartsWith)
-                && matches!(&t, Value::Text(s) if s.is_empty())
-            {
+            if matches!(op, Op::Contains | Op::StartsWith) && matches!(&t, Value::Text(s) if s.is_empty()) {
                 return Err(value_error(field, "non-empty text"));
             }
             Ok(t)
@@ -376,15 +349,7 @@ mod tests {
             vec![
                 FieldDef::new("name", "名称", "Name", FieldType::Text { max_len: 50 }),
                 FieldDef::new("note", "备注", "Note", FieldType::LongText { max_len: 500 }),
-                FieldDef::new(
-                    "score",
-                    "分数",
-                    "Score",
-                    FieldType::Integer {
-                        min: None,
-                        max: None,
-                    },
-                ),
+                FieldDef::new("score", "分数", "Score", FieldType::Integer { min: None, max: None }),
             ],
         )
     }

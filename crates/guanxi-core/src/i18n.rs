@@ -21,11 +21,7 @@ impl Lang {
             .and_then(|h| h.split(',').next())
             .map(|s| s.trim().to_ascii_lowercase())
             .unwrap_or_default();
-        if first.starts_with("en") {
-            Lang::En
-        } else {
-            Lang::Zh
-        }
+        if first.starts_with("en") { Lang::En } else { Lang::Zh }
     }
 }
 

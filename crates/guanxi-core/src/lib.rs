@@ -2,12 +2,14 @@
 //! their validation, the filter language of lists, declared state machines and the built-in
 //! object catalogue. Nothing here knows about HTTP or SQL, so every rule can be unit-tested alone.
 
+pub mod access;
 pub mod actor;
 pub mod error;
 pub mod filter;
 pub mod i18n;
 pub mod meta;
 pub mod objects;
+pub mod password;
 pub mod state;
 pub mod time_fmt;
 pub mod value;

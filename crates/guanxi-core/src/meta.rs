@@ -50,6 +50,10 @@ pub enum FieldType {
     Relation {
         object: String,
     },
+    /// Ids of several records of another object (e.g. a user's roles).
+    MultiRelation {
+        object: String,
+    },
     /// File references (name, size, content type, file id) with limits on type and size.
     Attachments {
         max_files: u32,
@@ -69,6 +73,7 @@ impl FieldType {
             self,
             FieldType::LongText { .. }
                 | FieldType::MultiSelect { .. }
+                | FieldType::MultiRelation { .. }
                 | FieldType::Attachments { .. }
                 | FieldType::Json
         )
@@ -91,6 +96,7 @@ impl FieldType {
             FieldType::Select { .. } => "select",
             FieldType::MultiSelect { .. } => "multi_select",
             FieldType::Relation { .. } => "relation",
+            FieldType::MultiRelation { .. } => "multi_relation",
             FieldType::Attachments { .. } => "attachments",
             FieldType::Json => "json",
             FieldType::State => "state",
@@ -253,10 +259,7 @@ fn system_fields() -> Vec<FieldDef> {
             "version",
             "版本",
             "Version",
-            FieldType::Integer {
-                min: None,
-                max: None,
-            },
+            FieldType::Integer { min: None, max: None },
         )
         .read_only()
         .system(),

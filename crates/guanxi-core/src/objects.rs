@@ -15,14 +15,12 @@ fn select(dict: &str) -> FieldType {
 }
 
 fn relation(object: &str) -> FieldType {
-    FieldType::Relation {
-        object: object.into(),
-    }
+    FieldType::Relation { object: object.into() }
 }
 
 /// Every standard object, in menu order.
 pub fn builtin_objects() -> Vec<ObjectDef> {
-    vec![department(), customer(), contact()]
+    vec![department(), user(), role(), customer(), contact()]
 }
 
 /// Departments form the organisation tree (HQ → branch → office → team) that data scopes use.
@@ -35,13 +33,14 @@ pub fn department() -> ObjectDef {
         vec![
             FieldDef::new("name", "部门名称", "Name", text(100)).required(),
             FieldDef::new("code", "部门编码", "Code", text(32)).unique(),
-            FieldDef::new(
-                "parent_id",
-                "上级部门",
-                "Parent department",
-                relation("department"),
-            ),
+            FieldDef::new("parent_id", "上级部门", "Parent department", relation("department")),
             FieldDef::new("manager_name", "负责人姓名", "Manager", text(50)),
+            FieldDef::new(
+                "is_external",
+                "外部合作单位",
+                "External partner organisation",
+                FieldType::Boolean,
+            ),
             FieldDef::new(
                 "sort_order",
                 "排序",
@@ -51,17 +50,126 @@ pub fn department() -> ObjectDef {
                     max: Some(99_999),
                 },
             ),
-            FieldDef::new(
-                "remark",
-                "备注",
-                "Remark",
-                FieldType::LongText { max_len: 2000 },
-            ),
+            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 2000 }),
         ],
     )
     .title("name")
     .search(&["name", "code"])
     .sorted_by(&["sort_order", "name"])
+}
+
+/// A user account (seed 000 §2.2, PRODUCT.md module 1). Secrets (password hash and history,
+/// second-factor secrets) are columns of the table but not fields: the engine never selects
+/// them, so no list, export or history can show them.
+pub fn user() -> ObjectDef {
+    let read_only = |key: &str, zh: &str, en: &str, t: FieldType| FieldDef::new(key, zh, en, t).read_only();
+    ObjectDef::new(
+        "user",
+        "users",
+        "用户",
+        "User",
+        vec![
+            FieldDef::new("username", "用户名", "Username", text(20))
+                .required()
+                .unique(),
+            FieldDef::new("display_name", "姓名", "Display name", text(50)).required(),
+            FieldDef::new("email", "邮箱", "Email", FieldType::Email).unique(),
+            FieldDef::new("mobile", "手机", "Mobile", FieldType::Phone),
+            FieldDef::new("manager_id", "直属上级", "Manager", relation("user")),
+            FieldDef::new(
+                "role_ids",
+                "角色",
+                "Roles",
+                FieldType::MultiRelation { object: "role".into() },
+            ),
+            FieldDef::new("status", "状态", "Status", FieldType::State),
+            read_only("last_login_at", "最近登录时间", "Last sign-in", FieldType::DateTime),
+            read_only(
+                "password_changed_at",
+                "密码修改时间",
+                "Password changed",
+                FieldType::DateTime,
+            ),
+            read_only("locked_until", "锁定至", "Locked until", FieldType::DateTime),
+            read_only(
+                "email_verified_at",
+                "邮箱验证时间",
+                "Email verified",
+                FieldType::DateTime,
+            ),
+            read_only(
+                "totp_enabled",
+                "已启用动态口令",
+                "Authenticator enabled",
+                FieldType::Boolean,
+            ),
+        ],
+    )
+    .title("display_name")
+    .search(&["username", "display_name", "email", "mobile"])
+    .sorted_by(&["username"])
+    .with_state_machine(user_lifecycle())
+}
+
+/// Accounts: 待审核 → 正常 ⇄ 停用, and 锁定 after repeated failed sign-ins.
+fn user_lifecycle() -> StateMachine {
+    let admin = |mut t: Transition| {
+        t.permission = Some("user.manage".into());
+        t
+    };
+    StateMachine {
+        field: "status".into(),
+        initial: "active".into(),
+        states: vec![
+            state("pending", "待审核", "Pending approval"),
+            state("active", "正常", "Active"),
+            state("disabled", "停用", "Disabled"),
+            state("locked", "锁定", "Locked"),
+        ],
+        transitions: vec![
+            admin(transition("approve", "审核通过", "Approve", &["pending"], "active")),
+            admin(transition(
+                "disable",
+                "停用",
+                "Disable",
+                &["pending", "active", "locked"],
+                "disabled",
+            )),
+            admin(transition("enable", "启用", "Enable", &["disabled"], "active")),
+            admin(transition("unlock", "解锁", "Unlock", &["locked"], "active")),
+        ],
+    }
+}
+
+/// A role: a named set of grants (object → action → data scope) and field rules.
+pub fn role() -> ObjectDef {
+    ObjectDef::new(
+        "role",
+        "roles",
+        "角色",
+        "Role",
+        vec![
+            FieldDef::new("name", "角色名称", "Name", text(50)).required().unique(),
+            FieldDef::new("code", "角色编码", "Code", text(32)).unique(),
+            FieldDef::new(
+                "description",
+                "说明",
+                "Description",
+                FieldType::LongText { max_len: 1000 },
+            ),
+            FieldDef::new("permissions", "权限", "Permissions", FieldType::Json),
+            FieldDef::new("field_rules", "字段规则", "Field rules", FieldType::Json),
+            FieldDef::new(
+                "require_2fa",
+                "要求双因素认证",
+                "Require two-factor sign-in",
+                FieldType::Boolean,
+            ),
+        ],
+    )
+    .title("name")
+    .search(&["name", "code"])
+    .sorted_by(&["name"])
 }
 
 /// The customer (客户) per seed 000 §3.1 and PRODUCT.md module 2: number `CM` + six digits,
@@ -73,25 +181,18 @@ pub fn customer() -> ObjectDef {
         "客户",
         "Customer",
         vec![
-            FieldDef::new("number", "客户编号", "Customer number", text(32)).numbered(
-                NumberingRule {
-                    prefix: "CM".into(),
-                    date_part: DatePart::None,
-                    separator: String::new(),
-                    width: 6,
-                },
-            ),
+            FieldDef::new("number", "客户编号", "Customer number", text(32)).numbered(NumberingRule {
+                prefix: "CM".into(),
+                date_part: DatePart::None,
+                separator: String::new(),
+                width: 6,
+            }),
             FieldDef::new("name", "客户名称", "Name", text(200)).required(),
             FieldDef::new("customer_type", "客户类型", "Type", select("customer_type")),
             FieldDef::new("level", "客户等级", "Level", select("customer_level")),
             FieldDef::new("industry", "所属行业", "Industry", select("industry")),
             FieldDef::new("source", "客户来源", "Source", select("customer_source")),
-            FieldDef::new(
-                "credit_status",
-                "信用状况",
-                "Credit status",
-                select("credit_status"),
-            ),
+            FieldDef::new("credit_status", "信用状况", "Credit status", select("credit_status")),
             FieldDef::new("status", "客户状态", "Status", FieldType::State),
             FieldDef::new("phone", "联系电话", "Phone", FieldType::Phone),
             FieldDef::new("email", "邮箱", "Email", FieldType::Email),
@@ -107,18 +208,8 @@ pub fn customer() -> ObjectDef {
                 text(18),
             )
             .unique(),
-            FieldDef::new(
-                "registered_capital",
-                "注册资本",
-                "Registered capital",
-                FieldType::Money,
-            ),
-            FieldDef::new(
-                "established_on",
-                "成立日期",
-                "Established on",
-                FieldType::Date,
-            ),
+            FieldDef::new("registered_capital", "注册资本", "Registered capital", FieldType::Money),
+            FieldDef::new("established_on", "成立日期", "Established on", FieldType::Date),
             FieldDef::new(
                 "employee_count",
                 "员工人数",
@@ -128,12 +219,7 @@ pub fn customer() -> ObjectDef {
                     max: None,
                 },
             ),
-            FieldDef::new(
-                "is_key_account",
-                "重点客户",
-                "Key account",
-                FieldType::Boolean,
-            ),
+            FieldDef::new("is_key_account", "重点客户", "Key account", FieldType::Boolean),
             FieldDef::new(
                 "last_contacted_at",
                 "最近联系时间",
@@ -159,12 +245,7 @@ pub fn customer() -> ObjectDef {
                 },
             ),
             FieldDef::new("extra", "扩展信息", "Extra data", FieldType::Json),
-            FieldDef::new(
-                "remark",
-                "备注",
-                "Remark",
-                FieldType::LongText { max_len: 4000 },
-            ),
+            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 4000 }),
         ],
     )
     .title("name")
@@ -213,20 +294,8 @@ fn customer_lifecycle() -> StateMachine {
         ],
         transitions: vec![
             transition("sign", "签约转正", "Sign", &["prospect"], "active"),
-            transition(
-                "make_dormant",
-                "转为休眠",
-                "Make dormant",
-                &["active"],
-                "dormant",
-            ),
-            transition(
-                "reactivate",
-                "重新激活",
-                "Reactivate",
-                &["dormant", "lost"],
-                "active",
-            ),
+            transition("make_dormant", "转为休眠", "Make dormant", &["active"], "dormant"),
+            transition("reactivate", "重新激活", "Reactivate", &["dormant", "lost"], "active"),
             mark_lost,
         ],
     }
@@ -283,20 +352,11 @@ mod tests {
         for o in &objects {
             assert!(o.field(&o.title_field).is_some(), "{} title", o.key);
             for s in o.search_fields.iter().chain(o.default_sort.iter()) {
-                assert!(
-                    o.field(s.trim_start_matches('-')).is_some(),
-                    "{} {s}",
-                    o.key
-                );
+                assert!(o.field(s.trim_start_matches('-')).is_some(), "{} {s}", o.key);
             }
             for f in &o.fields {
                 if let FieldType::Relation { object } = &f.field_type {
-                    assert!(
-                        objects.iter().any(|x| &x.key == object),
-                        "{}.{}",
-                        o.key,
-                        f.key
-                    );
+                    assert!(objects.iter().any(|x| &x.key == object), "{}.{}", o.key, f.key);
                 }
             }
             if let Some(m) = &o.state_machine {

@@ -7,8 +7,7 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 const STORED: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]");
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 /// Formats an instant the way it is stored.
 pub fn format_utc(t: OffsetDateTime) -> String {
@@ -24,9 +23,7 @@ pub fn now_utc() -> String {
 
 /// Parses any RFC 3339 timestamp (any offset) and returns its stored form.
 pub fn parse_datetime(s: &str) -> Option<String> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .ok()
-        .map(format_utc)
+    OffsetDateTime::parse(s.trim(), &Rfc3339).ok().map(format_utc)
 }
 
 /// Parses `YYYY-MM-DD`.

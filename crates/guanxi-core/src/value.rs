@@ -90,10 +90,7 @@ pub fn validate_input(
                 FieldError::new(
                     "read_only",
                     format!("“{}”由系统维护，不能修改", field.label.zh),
-                    format!(
-                        "{} is set by the system and cannot be changed",
-                        field.label.en
-                    ),
+                    format!("{} is set by the system and cannot be changed", field.label.en),
                 ),
             );
             continue;
@@ -117,11 +114,7 @@ pub fn validate_input(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(values)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(values) } else { Err(errors) }
 }
 
 fn required_error(field: &FieldDef) -> FieldError {
@@ -141,13 +134,10 @@ fn type_error(field: &FieldDef, zh_expect: &str, en_expect: &str) -> FieldError 
 }
 
 static MOBILE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^1[3-9]\d{9}$").ok());
-static LANDLINE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$").ok());
-static SERVICE_NUMBER: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[48]00-?\d{3}-?\d{4}$").ok());
-static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$").ok()
-});
+static LANDLINE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$").ok());
+static SERVICE_NUMBER: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[48]00-?\d{3}-?\d{4}$").ok());
+static EMAIL: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$").ok());
 
 fn matches(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(s))
@@ -178,11 +168,7 @@ pub fn is_valid_email(s: &str) -> bool {
 
 /// Coerces one JSON value to a field's type. `null` (and empty strings/lists) become
 /// [`Value::Null`]; the caller decides whether that is allowed.
-pub fn coerce(
-    field: &FieldDef,
-    raw: &Json,
-    dicts: &dyn DictionaryLookup,
-) -> Result<Value, FieldError> {
+pub fn coerce(field: &FieldDef, raw: &Json, dicts: &dyn DictionaryLookup) -> Result<Value, FieldError> {
     if raw.is_null() {
         return Ok(Value::Null);
     }
@@ -190,11 +176,7 @@ pub fn coerce(
         match raw {
             Json::String(s) => {
                 let t = s.trim();
-                Ok(if t.is_empty() {
-                    None
-                } else {
-                    Some(t.to_owned())
-                })
+                Ok(if t.is_empty() { None } else { Some(t.to_owned()) })
             }
             _ => Err(type_error(field, "文本", "a string")),
         }
@@ -209,15 +191,10 @@ pub fn coerce(
                 return Err(FieldError::new(
                     "too_long",
                     format!("“{}”最多{max_len}个字符（现为{len}个）", field.label.zh),
-                    format!(
-                        "{} may have at most {max_len} characters (has {len})",
-                        field.label.en
-                    ),
+                    format!("{} may have at most {max_len} characters (has {len})", field.label.en),
                 ));
             }
-            if s.chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-            {
+            if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
                 return Err(FieldError::new(
                     "invalid_characters",
                     format!("“{}”含有不可见的控制字符", field.label.zh),
@@ -266,15 +243,13 @@ pub fn coerce(
             let Some(s) = text(raw)? else {
                 return Ok(Value::Null);
             };
-            time_fmt::parse_datetime(&s)
-                .map(Value::Text)
-                .ok_or_else(|| {
-                    FieldError::new(
-                        "invalid_datetime",
-                        format!("“{}”应为带时区的时间（RFC 3339）", field.label.zh),
-                        format!("{} must be an RFC 3339 timestamp", field.label.en),
-                    )
-                })
+            time_fmt::parse_datetime(&s).map(Value::Text).ok_or_else(|| {
+                FieldError::new(
+                    "invalid_datetime",
+                    format!("“{}”应为带时区的时间（RFC 3339）", field.label.zh),
+                    format!("{} must be an RFC 3339 timestamp", field.label.en),
+                )
+            })
         }
         FieldType::Email => {
             let Some(s) = text(raw)? else {
@@ -297,7 +272,10 @@ pub fn coerce(
             normalize_phone(&s).map(Value::Text).ok_or_else(|| {
                 FieldError::new(
                     "invalid_phone",
-                    format!("“{}”不是有效的手机号或固定电话（如 13812345678、010-12345678）", field.label.zh),
+                    format!(
+                        "“{}”不是有效的手机号或固定电话（如 13812345678、010-12345678）",
+                        field.label.zh
+                    ),
                     format!(
                         "{} is not a valid Chinese mobile or landline number (e.g. 13812345678, 010-12345678)",
                         field.label.en
@@ -310,9 +288,7 @@ pub fn coerce(
                 return Ok(Value::Null);
             };
             match url::Url::parse(&s) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    Ok(Value::Text(s))
-                }
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Value::Text(s)),
                 _ => Err(FieldError::new(
                     "invalid_url",
                     format!("“{}”应为 http:// 或 https:// 开头的网址", field.label.zh),
@@ -365,17 +341,39 @@ pub fn coerce(
                     )
                 })
         }
+        FieldType::MultiRelation { .. } => {
+            let Json::Array(items) = raw else {
+                return Err(type_error(field, "记录编号列表", "a list of record ids"));
+            };
+            let mut out: Vec<String> = Vec::with_capacity(items.len());
+            for item in items {
+                let id = item
+                    .as_str()
+                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "invalid_reference",
+                            format!("“{}”应为记录编号（UUID）列表", field.label.zh),
+                            format!("{} must be a list of record ids (UUID)", field.label.en),
+                        )
+                    })?;
+                let id = id.to_string();
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+            if out.is_empty() {
+                return Ok(Value::Null);
+            }
+            Ok(Value::Json(Json::from(out)))
+        }
         FieldType::Attachments {
             max_files,
             max_size_bytes,
             allowed_extensions,
         } => coerce_attachments(field, raw, *max_files, *max_size_bytes, allowed_extensions),
         FieldType::Json => Ok(Value::Json(raw.clone())),
-        FieldType::State => Err(type_error(
-            field,
-            "状态操作",
-            "changed through a transition",
-        )),
+        FieldType::State => Err(type_error(field, "状态操作", "changed through a transition")),
     }
 }
 
@@ -391,10 +389,7 @@ fn coerce_money(field: &FieldDef, raw: &Json) -> Result<Value, FieldError> {
     let bad = || {
         FieldError::new(
             "invalid_money",
-            format!(
-                "“{}”应为以分为单位的整数金额，或 {{amount, currency}}",
-                field.label.zh
-            ),
+            format!("“{}”应为以分为单位的整数金额，或 {{amount, currency}}", field.label.zh),
             format!(
                 "{} must be an integer amount in minor units (fen) or {{amount, currency}}",
                 field.label.en
@@ -407,11 +402,7 @@ fn coerce_money(field: &FieldDef, raw: &Json) -> Result<Value, FieldError> {
             let amount = o.get("amount").and_then(Json::as_i64).ok_or_else(bad)?;
             let currency = match o.get("currency") {
                 None | Some(Json::Null) => "CNY".to_owned(),
-                Some(Json::String(c))
-                    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) =>
-                {
-                    c.clone()
-                }
+                Some(Json::String(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => c.clone(),
                 Some(_) => return Err(bad()),
             };
             if o.keys().any(|k| k != "amount" && k != "currency") {
@@ -435,10 +426,7 @@ fn coerce_attachments(
         FieldError::new(
             "invalid_attachment",
             format!("“{}”应为附件列表（name、size、file_id）", field.label.zh),
-            format!(
-                "{} must be a list of attachments (name, size, file_id)",
-                field.label.en
-            ),
+            format!("{} must be a list of attachments (name, size, file_id)", field.label.en),
         )
     };
     let Json::Array(items) = raw else {
@@ -464,10 +452,7 @@ fn coerce_attachments(
             return Err(FieldError::new(
                 "file_too_large",
                 format!("附件“{name}”超过大小限制（{} KB）", max_size / 1024),
-                format!(
-                    "file '{name}' is larger than the limit ({} KB)",
-                    max_size / 1024
-                ),
+                format!("file '{name}' is larger than the limit ({} KB)", max_size / 1024),
             ));
         }
         let ext = name
@@ -510,26 +495,11 @@ mod tests {
 
     #[test]
     fn chinese_phone_numbers_are_recognised_and_normalised() {
-        assert_eq!(
-            normalize_phone("138 1234 5678").as_deref(),
-            Some("13812345678")
-        );
-        assert_eq!(
-            normalize_phone("+86 13812345678").as_deref(),
-            Some("13812345678")
-        );
-        assert_eq!(
-            normalize_phone("010-12345678").as_deref(),
-            Some("010-12345678")
-        );
-        assert_eq!(
-            normalize_phone("0755-1234567-801").as_deref(),
-            Some("0755-1234567-801")
-        );
-        assert_eq!(
-            normalize_phone("400-810-8888").as_deref(),
-            Some("400-810-8888")
-        );
+        assert_eq!(normalize_phone("138 1234 5678").as_deref(), Some("13812345678"));
+        assert_eq!(normalize_phone("+86 13812345678").as_deref(), Some("13812345678"));
+        assert_eq!(normalize_phone("010-12345678").as_deref(), Some("010-12345678"));
+        assert_eq!(normalize_phone("0755-1234567-801").as_deref(), Some("0755-1234567-801"));
+        assert_eq!(normalize_phone("400-810-8888").as_deref(), Some("400-810-8888"));
         assert_eq!(normalize_phone("12812345678"), None);
         assert_eq!(normalize_phone("1381234567"), None);
         assert_eq!(normalize_phone("abc"), None);
@@ -545,28 +515,8 @@ mod tests {
     #[test]
     fn each_type_refuses_the_wrong_json_type() {
         let d = Dicts;
-        assert!(
-            coerce(
-                &f(FieldType::Integer {
-                    min: None,
-                    max: None
-                }),
-                &json!("12"),
-                &d
-            )
-            .is_err()
-        );
-        assert!(
-            coerce(
-                &f(FieldType::Integer {
-                    min: None,
-                    max: None
-                }),
-                &json!(1.5),
-                &d
-            )
-            .is_err()
-        );
+        assert!(coerce(&f(FieldType::Integer { min: None, max: None }), &json!("12"), &d).is_err());
+        assert!(coerce(&f(FieldType::Integer { min: None, max: None }), &json!(1.5), &d).is_err());
         assert!(coerce(&f(FieldType::Boolean), &json!("true"), &d).is_err());
         assert!(coerce(&f(FieldType::Text { max_len: 5 }), &json!(5), &d).is_err());
         assert_eq!(
@@ -587,41 +537,23 @@ mod tests {
             })
         );
         assert_eq!(
-            coerce(
-                &f(FieldType::Money),
-                &json!({"amount": 5, "currency": "USD"}),
-                &d
-            ),
+            coerce(&f(FieldType::Money), &json!({"amount": 5, "currency": "USD"}), &d),
             Ok(Value::Money {
                 amount: 5,
                 currency: "USD".into()
             })
         );
         assert!(coerce(&f(FieldType::Money), &json!(12.5), &d).is_err());
-        assert!(
-            coerce(
-                &f(FieldType::Money),
-                &json!({"amount": 5, "currency": "usd"}),
-                &d
-            )
-            .is_err()
-        );
+        assert!(coerce(&f(FieldType::Money), &json!({"amount": 5, "currency": "usd"}), &d).is_err());
     }
 
     #[test]
     fn selects_accept_only_dictionary_values() {
         let d = Dicts;
-        let sel = f(FieldType::Select {
-            dict: "level".into(),
-        });
+        let sel = f(FieldType::Select { dict: "level".into() });
         assert!(coerce(&sel, &json!("A"), &d).is_ok());
-        assert_eq!(
-            coerce(&sel, &json!("Z"), &d).map_err(|e| e.code),
-            Err("invalid_option")
-        );
-        let multi = f(FieldType::MultiSelect {
-            dict: "level".into(),
-        });
+        assert_eq!(coerce(&sel, &json!("Z"), &d).map_err(|e| e.code), Err("invalid_option"));
+        let multi = f(FieldType::MultiSelect { dict: "level".into() });
         assert_eq!(
             coerce(&multi, &json!(["A", "B", "A"]), &d),
             Ok(Value::Json(json!(["A", "B"])))
@@ -640,15 +572,9 @@ mod tests {
         let ok = json!([{"file_id": "f1", "name": "营业执照.PDF", "size": 100}]);
         assert!(coerce(&att, &ok, &d).is_ok());
         let big = json!([{"file_id": "f1", "name": "a.pdf", "size": 4096}]);
-        assert_eq!(
-            coerce(&att, &big, &d).map_err(|e| e.code),
-            Err("file_too_large")
-        );
+        assert_eq!(coerce(&att, &big, &d).map_err(|e| e.code), Err("file_too_large"));
         let exe = json!([{"file_id": "f1", "name": "a.exe", "size": 10}]);
-        assert_eq!(
-            coerce(&att, &exe, &d).map_err(|e| e.code),
-            Err("file_type_not_allowed")
-        );
+        assert_eq!(coerce(&att, &exe, &d).map_err(|e| e.code), Err("file_type_not_allowed"));
     }
 
     #[test]
@@ -664,12 +590,8 @@ mod tests {
             ],
         );
         let input = json!({"email": "nope", "bogus": 1, "id": "x"});
-        let Some(map) = input.as_object() else {
-            panic!("object")
-        };
-        let errors = validate_input(&o, map, Mode::Create, &Dicts)
-            .err()
-            .unwrap_or_default();
+        let Some(map) = input.as_object() else { panic!("object") };
+        let errors = validate_input(&o, map, Mode::Create, &Dicts).err().unwrap_or_default();
         let codes = errors.codes();
         assert_eq!(codes.get("email"), Some(&vec!["invalid_email"]));
         assert_eq!(codes.get("bogus"), Some(&vec!["unknown_field"]));

@@ -63,12 +63,16 @@ impl Application {
         })
         .await?;
         migrate::run(&db).await?;
-        let mut hooks = modules::hooks();
+        let identity = Arc::new(modules::identity::IdentityState::default());
+        let mut hooks = modules::hooks(&config, &identity);
         hooks.merge(options.hooks);
         let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
         let engine = Engine::new(db.clone(), catalog, hooks);
-        let mut worker =
-            Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
+        let mut worker = Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
+        worker.register(
+            crate::mail::SEND_EMAIL,
+            crate::mail::MailSender::new(config.mail.clone()),
+        );
         for (kind, handler) in options.jobs {
             worker.register(&kind, handler);
         }
@@ -78,6 +82,7 @@ impl Application {
             db,
             engine,
             metrics: telemetry::metrics_handle(),
+            identity,
         }));
         Ok(Application {
             listener,
@@ -96,10 +101,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops the worker and closes the database.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state = self.state.clone();
         let mut tasks = Vec::new();
@@ -109,9 +111,7 @@ impl Application {
         }
         tasks.push(tokio::spawn(refresh_metadata(state.clone(), stop_rx)));
         let app = router(state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;
@@ -121,8 +121,31 @@ impl Application {
     }
 }
 
+/// Opens the database, migrates it and builds the engine with the built-in modules' hooks —
+/// for commands that work on data without serving (create-admin, demo-data).
+pub async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
+    let url = config.database_url();
+    if let Some(path) = guanxi_store::db::sqlite_path(&url)
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let db = Db::connect(&DbOptions {
+        url,
+        max_connections: 4,
+        durability: config.durability,
+    })
+    .await?;
+    migrate::run(&db).await?;
+    let identity = Arc::new(modules::identity::IdentityState::default());
+    let hooks = modules::hooks(config, &identity);
+    let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
+    Ok(Engine::new(db, catalog, hooks))
+}
+
 /// Keeps custom fields and dictionaries in step with other servers sharing the database.
 async fn refresh_metadata(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -130,6 +153,13 @@ async fn refresh_metadata(state: AppState, mut stop: tokio::sync::watch::Receive
         }
         if let Err(e) = state.engine.catalog().reload(&state.db).await {
             tracing::warn!(error = ?e, "metadata refresh failed");
+        }
+        ticks += 1;
+        // Once a day (8,640 ticks of 10 s): drop logs past their retention period.
+        if ticks % 8_640 == 1
+            && let Err(e) = modules::identity::admin::purge_old_logs(&state).await
+        {
+            tracing::warn!(error = ?e, "log clean-up failed");
         }
     }
 }
@@ -144,23 +174,40 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs::router())
         .merge(routes::audit::router())
         .merge(routes::health::router())
+        .merge(modules::identity::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/", get(home))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+                .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
+        )
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "不支持该请求方法", "method not allowed")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "不支持该请求方法",
+                "method not allowed",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            modules::identity::session::authenticate,
+        ))
         .layer(middleware::from_fn(localize_errors))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)

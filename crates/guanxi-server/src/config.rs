@@ -35,6 +35,92 @@ pub struct Config {
     pub job_retry_base_ms: u64,
     /// Whether this server runs the job worker (turn off on API-only nodes).
     pub run_worker: bool,
+    /// Sign-in, sessions and password rules (`[auth]`, `GUANXI_AUTH__…`).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Outgoing mail (`[mail]`, `GUANXI_MAIL__…`).
+    #[serde(default)]
+    pub mail: MailConfig,
+    /// Days that login and operation logs are kept; 0 keeps them for ever.
+    pub log_retention_days: i64,
+}
+
+/// Sign-in and session settings (seed 000 §2.2–2.4; every number configurable).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Sessions end after this many idle minutes.
+    pub session_idle_minutes: i64,
+    /// Sessions end this many hours after sign-in, however active.
+    pub session_absolute_hours: i64,
+    /// "Remember me" keeps a user signed in on a device for this many days.
+    pub remember_days: i64,
+    /// Failed sign-ins (per name, within the window) after which a captcha is required.
+    pub captcha_after_failures: i64,
+    /// Failed sign-ins within the window after which the account locks.
+    pub lock_after_failures: i64,
+    pub failure_window_minutes: i64,
+    pub lock_minutes: i64,
+    /// Whether people may register themselves (then verify their email and wait for approval).
+    pub registration_enabled: bool,
+    pub reserved_usernames: Vec<String>,
+    pub password: guanxi_core::password::PasswordPolicy,
+    /// `auto` (Secure when the request came over HTTPS), `always` or `never`.
+    pub secure_cookies: String,
+    /// The address users reach Guanxi at, for links in emails.
+    pub public_url: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            remember_days: 14,
+            captcha_after_failures: 3,
+            lock_after_failures: 5,
+            failure_window_minutes: 15,
+            lock_minutes: 15,
+            registration_enabled: true,
+            reserved_usernames: guanxi_core::password::DEFAULT_RESERVED_USERNAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            password: guanxi_core::password::PasswordPolicy::default(),
+            secure_cookies: "auto".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// Outgoing mail. With `mode = "log"` (the default) mails are not sent; the log records the
+/// recipient and subject only (never the body, which may hold a one-time link).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `log` or `smtp`.
+    pub mode: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_tls: String,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            mode: "log".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_tls: "none".into(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            from: "Guanxi 关系 <noreply@localhost>".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -50,6 +136,9 @@ impl Default for Config {
             worker_poll_ms: 1000,
             job_retry_base_ms: 1000,
             run_worker: true,
+            auth: AuthConfig::default(),
+            mail: MailConfig::default(),
+            log_retention_days: 180,
         }
     }
 }
@@ -60,7 +149,7 @@ impl Config {
         let file = file.map_or_else(|| PathBuf::from("guanxi.toml"), Path::to_path_buf);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&file))
-            .merge(Env::prefixed("GUANXI_").ignore(&["DATABASE_URL"]))
+            .merge(Env::prefixed("GUANXI_").ignore(&["DATABASE_URL"]).split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
@@ -69,13 +158,26 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.max_body_bytes >= 1024,
-            "max_body_bytes must be at least 1024"
-        );
+        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be text or json"
+        );
+        anyhow::ensure!(
+            matches!(self.mail.mode.as_str(), "log" | "smtp"),
+            "mail.mode must be log or smtp"
+        );
+        anyhow::ensure!(
+            matches!(self.mail.smtp_tls.as_str(), "none" | "starttls" | "tls"),
+            "mail.smtp_tls must be none, starttls or tls"
+        );
+        anyhow::ensure!(
+            matches!(self.auth.secure_cookies.as_str(), "auto" | "always" | "never"),
+            "auth.secure_cookies must be auto, always or never"
+        );
+        anyhow::ensure!(
+            self.auth.session_idle_minutes > 0 && self.auth.session_absolute_hours > 0,
+            "session timeouts must be positive"
         );
         if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
             guanxi_store::db::backend_of(url).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -87,19 +189,13 @@ impl Config {
     pub fn database_url(&self) -> String {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => url.to_owned(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("guanxi.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("guanxi.db").display()),
         }
     }
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::result_large_err,
-    reason = "figment's Jail API fixes the error type"
-)]
+#[allow(clippy::result_large_err, reason = "figment's Jail API fixes the error type")]
 mod tests {
     use super::*;
 
@@ -113,10 +209,7 @@ mod tests {
     #[test]
     fn the_file_then_the_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "guanxi.toml",
-                "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n",
-            )?;
+            jail.create_file("guanxi.toml", "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n")?;
             jail.set_env("GUANXI_MAX_BODY_BYTES", "8192");
             jail.set_env("DATABASE_URL", "postgres://u@localhost/guanxi");
             let c = Config::load(None).map_err(|e| e.to_string())?;

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: Label,
     pub fields: Option<FieldErrors>,
+    /// Extra machine-readable facts (e.g. `captcha_required`, `locked_until`).
+    pub details: Option<serde_json::Value>,
     /// The cause of a server error, logged and never sent.
     pub internal: Option<Arc<String>>,
 }
@@ -29,12 +31,7 @@ pub struct ApiError {
 pub type ApiResult<T, E = ApiError> = Result<T, E>;
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        zh: impl Into<String>,
-        en: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -43,6 +40,7 @@ impl ApiError {
                 en: en.into(),
             },
             fields: None,
+            details: None,
             internal: None,
         }
     }
@@ -56,6 +54,21 @@ impl ApiError {
         );
         e.internal = Some(Arc::new(format!("{cause:?}")));
         e
+    }
+
+    /// Adds machine-readable details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn unauthenticated() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "请先登录",
+            "please sign in",
+        )
     }
 
     pub fn route_not_found() -> Self {
@@ -102,6 +115,7 @@ impl From<DomainError> for ApiError {
                 code: "invalid_query",
                 message: label,
                 fields: None,
+                details: None,
                 internal: None,
             },
             DomainError::VersionConflict { expected, actual } => ApiError::new(
@@ -117,6 +131,7 @@ impl From<DomainError> for ApiError {
                 code: "conflict",
                 message: label,
                 fields: None,
+                details: None,
                 internal: None,
             },
             DomainError::InvalidTransition(label) => ApiError {
@@ -124,6 +139,7 @@ impl From<DomainError> for ApiError {
                 code: "invalid_transition",
                 message: label,
                 fields: None,
+                details: None,
                 internal: None,
             },
             DomainError::Forbidden(label) => ApiError {
@@ -131,6 +147,7 @@ impl From<DomainError> for ApiError {
                 code: "forbidden",
                 message: label,
                 fields: None,
+                details: None,
                 internal: None,
             },
         }
@@ -174,6 +191,9 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field_codes: Option<std::collections::BTreeMap<String, Vec<&'static str>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
 
@@ -184,6 +204,7 @@ fn envelope(e: &ApiError, lang: Lang, request_id: Option<String>) -> ErrorEnvelo
             message: e.message.get(lang).to_owned(),
             fields: e.fields.as_ref().map(|f| f.messages(lang)),
             field_codes: e.fields.as_ref().map(FieldErrors::codes),
+            details: e.details.clone(),
             request_id,
         },
     }
@@ -191,11 +212,7 @@ fn envelope(e: &ApiError, lang: Lang, request_id: Option<String>) -> ErrorEnvelo
 
 /// Renders API errors in the caller's language with the request id, and logs server errors.
 pub async fn localize_errors(req: Request, next: Next) -> Response {
-    let lang = Lang::from_accept_language(
-        req.headers()
-            .get("accept-language")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let lang = Lang::from_accept_language(req.headers().get("accept-language").and_then(|v| v.to_str().ok()));
     let request_id = req
         .headers()
         .get("x-request-id")

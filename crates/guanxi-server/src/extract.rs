@@ -49,14 +49,12 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             "请求需要 Content-Type: application/json",
             "the request needs Content-Type: application/json",
         ),
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "请求内容过大",
-                "the request body is too large",
-            )
-        }
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "请求内容过大",
+            "the request body is too large",
+        ),
         _ => ApiError::bad_request(
             "unreadable_body",
             "无法读取请求内容",
@@ -102,23 +100,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestLang {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestLang(Lang::from_accept_language(
-            parts
-                .headers
-                .get("accept-language")
-                .and_then(|v| v.to_str().ok()),
+            parts.headers.get("accept-language").and_then(|v| v.to_str().ok()),
         )))
     }
 }
 
-/// The actor on whose behalf the request runs. Every handler that reads or changes records
-/// takes this, so identity and permission checks (the identity issue) land in one place.
-/// Until sign-in exists, requests act as the built-in system actor.
+/// The actor on whose behalf the request runs: the signed-in user, resolved by the
+/// `authenticate` middleware from a session cookie or an API token. Every handler that reads or
+/// changes records takes this, so an anonymous call is a 401 before any work happens, and the
+/// engine applies the actor's permissions to everything it does.
 pub struct CurrentActor(pub Actor);
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentActor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(CurrentActor(Actor::system()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<std::sync::Arc<crate::modules::identity::session::Principal>>()
+            .map(|p| CurrentActor(p.actor.clone()))
+            .ok_or_else(ApiError::unauthenticated)
     }
 }

@@ -6,9 +6,7 @@ use guanxi_core::meta::FieldType;
 use guanxi_core::{FieldDef, ObjectDef};
 use guanxi_store::catalog::Snapshot;
 use utoipa::OpenApi;
-use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
-};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
@@ -76,10 +74,9 @@ pub fn document(snapshot: &Snapshot) -> Document {
         components
             .schemas
             .insert(object.key.clone(), RefOr::T(record_schema(object, false)));
-        components.schemas.insert(
-            format!("{}_input", object.key),
-            RefOr::T(record_schema(object, true)),
-        );
+        components
+            .schemas
+            .insert(format!("{}_input", object.key), RefOr::T(record_schema(object, true)));
     }
     doc
 }
@@ -101,11 +98,7 @@ fn formatted(format: &str) -> ObjectBuilder {
 fn field_schema(field: &FieldDef) -> Schema {
     let described = |b: ObjectBuilder| -> Schema {
         b.title(Some(field.label.zh.clone()))
-            .description(Some(format!(
-                "{} ({})",
-                field.label.en,
-                field.field_type.name()
-            )))
+            .description(Some(format!("{} ({})", field.label.en, field.field_type.name())))
             .into()
     };
     match &field.field_type {
@@ -113,10 +106,7 @@ fn field_schema(field: &FieldDef) -> Schema {
             described(string(None).max_length(Some(*max_len as usize)))
         }
         FieldType::Integer { min, max } => {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "schema bounds are informational"
-            )]
+            #[expect(clippy::cast_precision_loss, reason = "schema bounds are informational")]
             let b = ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Integer))
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
@@ -124,9 +114,7 @@ fn field_schema(field: &FieldDef) -> Schema {
                 .maximum(max.map(|m| m as f64));
             described(b)
         }
-        FieldType::Decimal => {
-            described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number)))
-        }
+        FieldType::Decimal => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Number))),
         FieldType::Money => described(
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Object))
@@ -136,21 +124,21 @@ fn field_schema(field: &FieldDef) -> Schema {
                         .schema_type(SchemaType::Type(Type::Integer))
                         .description(Some("minor units (分)")),
                 )
-                .property(
-                    "currency",
-                    string(None).description(Some("ISO 4217, default CNY")),
-                )
+                .property("currency", string(None).description(Some("ISO 4217, default CNY")))
                 .required("amount"),
         ),
-        FieldType::Boolean => {
-            described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean)))
-        }
+        FieldType::Boolean => described(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Boolean))),
         FieldType::Date => described(string(Some(KnownFormat::Date))),
         FieldType::DateTime => described(string(Some(KnownFormat::DateTime))),
         FieldType::Email => described(formatted("email")),
         FieldType::Url => described(formatted("uri")),
         FieldType::Relation { .. } => described(formatted("uuid")),
         FieldType::Phone | FieldType::Select { .. } | FieldType::State => described(string(None)),
+        FieldType::MultiRelation { .. } => ArrayBuilder::new()
+            .items(formatted("uuid"))
+            .title(Some(field.label.zh.clone()))
+            .description(Some(field.label.en.clone()))
+            .into(),
         FieldType::MultiSelect { .. } => ArrayBuilder::new()
             .items(string(None))
             .title(Some(field.label.zh.clone()))
@@ -172,9 +160,7 @@ fn field_schema(field: &FieldDef) -> Schema {
             )
             .title(Some(field.label.zh.clone()))
             .into(),
-        FieldType::Json => ObjectBuilder::new()
-            .title(Some(field.label.zh.clone()))
-            .into(),
+        FieldType::Json => ObjectBuilder::new().title(Some(field.label.zh.clone())).into(),
     }
 }
 
@@ -183,10 +169,7 @@ fn record_schema(object: &ObjectDef, input: bool) -> Schema {
         .schema_type(SchemaType::Type(Type::Object))
         .title(Some(object.label.zh.clone()))
         .description(Some(if input {
-            format!(
-                "Fields accepted when creating or updating a {}",
-                object.label.en
-            )
+            format!("Fields accepted when creating or updating a {}", object.label.en)
         } else {
             format!("A {} record", object.label.en)
         }));
@@ -200,9 +183,7 @@ fn record_schema(object: &ObjectDef, input: bool) -> Schema {
         }
     }
     if input {
-        b = b.additional_properties(Some(
-            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
-        ));
+        b = b.additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
     }
     b.into()
 }

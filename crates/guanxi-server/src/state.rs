@@ -17,6 +17,7 @@ pub struct AppInner {
     pub db: Db,
     pub engine: Engine,
     pub metrics: PrometheusHandle,
+    pub identity: Arc<crate::modules::identity::IdentityState>,
 }
 
 impl Deref for AppState {

@@ -13,11 +13,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global log subscriber. Safe to call more than once (later calls do nothing).
 pub fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -27,9 +24,7 @@ pub fn init_logging(format: &str) {
     drop(result);
 }
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// The process-wide Prometheus recorder (installed once; several test servers share it).
 pub fn metrics_handle() -> PrometheusHandle {

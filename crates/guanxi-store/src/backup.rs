@@ -40,10 +40,7 @@ pub fn lock_database(url: &str) -> anyhow::Result<Option<InUseLock>> {
         .with_context(|| format!("cannot open {}", lock.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(InUseLock { _file: file })),
-        Err(_) => bail!(
-            "the database {} is in use by a running Guanxi server",
-            path.display()
-        ),
+        Err(_) => bail!("the database {} is in use by a running Guanxi server", path.display()),
     }
 }
 
@@ -53,14 +50,9 @@ pub async fn backup(db: &Db, target: &Path) -> anyhow::Result<()> {
         bail!("guanxi backup copies the embedded SQLite database; for PostgreSQL use pg_dump");
     }
     if target.exists() {
-        bail!(
-            "{} already exists; choose a new file name",
-            target.display()
-        );
+        bail!("{} already exists; choose a new file name", target.display());
     }
-    let target_text = target
-        .to_str()
-        .context("the backup path must be valid UTF-8")?;
+    let target_text = target.to_str().context("the backup path must be valid UTF-8")?;
     // A connection of its own: the snapshot is read without holding the writer, so the server
     // keeps taking writes while the copy is made.
     let mut conn = sqlx::AnyConnection::connect(db.url())
@@ -68,10 +60,7 @@ pub async fn backup(db: &Db, target: &Path) -> anyhow::Result<()> {
         .context("cannot open the database")?;
     let mut sql = Sql::of(Backend::Sqlite, "VACUUM INTO ");
     sql.bind(target_text);
-    sql.query()
-        .execute(&mut conn)
-        .await
-        .context("backup failed")?;
+    sql.query().execute(&mut conn).await.context("backup failed")?;
     conn.close().await.ok();
     Ok(())
 }
@@ -101,8 +90,7 @@ pub async fn verify(file: &Path) -> anyhow::Result<()> {
 
 /// Replaces the database behind `url` with the backup `file`, unless a server is using it.
 pub async fn restore(url: &str, file: &Path) -> anyhow::Result<()> {
-    let target =
-        sqlite_path(url).context("guanxi restore works on the embedded SQLite database only")?;
+    let target = sqlite_path(url).context("guanxi restore works on the embedded SQLite database only")?;
     let _lock = lock_database(url)?;
     verify(file).await?;
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -91,10 +91,9 @@ impl Catalog {
 
     /// Re-reads custom fields and dictionaries from the database.
     pub async fn reload(&self, db: &Db) -> StoreResult<()> {
-        let rows =
-            sqlx::query("SELECT object, definition FROM custom_fields ORDER BY object, position")
-                .fetch_all(db.reader())
-                .await?;
+        let rows = sqlx::query("SELECT object, definition FROM custom_fields ORDER BY object, position")
+            .fetch_all(db.reader())
+            .await?;
         let mut custom: HashMap<String, Vec<FieldDef>> = HashMap::new();
         for row in rows {
             let object: String = row.try_get("object")?;
@@ -113,18 +112,15 @@ impl Catalog {
         .await?;
         let mut dicts: HashMap<String, Vec<DictItem>> = HashMap::new();
         for row in rows {
-            dicts
-                .entry(row.try_get("dict")?)
-                .or_default()
-                .push(DictItem {
-                    value: row.try_get("value")?,
-                    label: Label {
-                        zh: row.try_get("label_zh")?,
-                        en: row.try_get("label_en")?,
-                    },
-                    sort_order: row.try_get("sort_order")?,
-                    enabled: get_bool(&row, "enabled")?.unwrap_or(true),
-                });
+            dicts.entry(row.try_get("dict")?).or_default().push(DictItem {
+                value: row.try_get("value")?,
+                label: Label {
+                    zh: row.try_get("label_zh")?,
+                    en: row.try_get("label_en")?,
+                },
+                sort_order: row.try_get("sort_order")?,
+                enabled: get_bool(&row, "enabled")?.unwrap_or(true),
+            });
         }
         let mut objects = HashMap::new();
         let mut order = Vec::new();
@@ -133,11 +129,7 @@ impl Catalog {
             objects.insert(o.key.clone(), Arc::new(o.with_custom_fields(&fields)));
             order.push(o.key.clone());
         }
-        let snapshot = Arc::new(Snapshot {
-            objects,
-            order,
-            dicts,
-        });
+        let snapshot = Arc::new(Snapshot { objects, order, dicts });
         match self.current.write() {
             Ok(mut g) => *g = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -174,21 +166,13 @@ impl Catalog {
         if target.field(&def.key).is_some() {
             errors.add(
                 "key",
-                FieldError::new(
-                    "duplicate",
-                    "该字段标识已存在",
-                    "a field with this key already exists",
-                ),
+                FieldError::new("duplicate", "该字段标识已存在", "a field with this key already exists"),
             );
         }
         if def.label.zh.trim().is_empty() || def.label.en.trim().is_empty() {
             errors.add(
                 "label",
-                FieldError::new(
-                    "required",
-                    "请填写中英文名称",
-                    "both labels (zh, en) are required",
-                ),
+                FieldError::new("required", "请填写中英文名称", "both labels (zh, en) are required"),
             );
         }
         match &def.field_type {
@@ -200,9 +184,7 @@ impl Catalog {
                     "state fields are declared by modules only",
                 ),
             ),
-            FieldType::Select { dict } | FieldType::MultiSelect { dict }
-                if snapshot.dictionary(dict).is_none() =>
-            {
+            FieldType::Select { dict } | FieldType::MultiSelect { dict } if snapshot.dictionary(dict).is_none() => {
                 errors.add(
                     "dict",
                     FieldError::new(
@@ -222,16 +204,10 @@ impl Catalog {
                     ),
                 );
             }
-            FieldType::Text { max_len } | FieldType::LongText { max_len }
-                if *max_len == 0 || *max_len > 100_000 =>
-            {
+            FieldType::Text { max_len } | FieldType::LongText { max_len } if *max_len == 0 || *max_len > 100_000 => {
                 errors.add(
                     "max_len",
-                    FieldError::new(
-                        "out_of_range",
-                        "长度应在1到100000之间",
-                        "max_len must be 1–100000",
-                    ),
+                    FieldError::new("out_of_range", "长度应在1到100000之间", "max_len must be 1–100000"),
                 );
             }
             _ => {}
@@ -262,10 +238,7 @@ impl Catalog {
             .push(", ")
             .bind(actor.id.as_str())
             .push(")");
-        sql.query()
-            .execute(db.writer())
-            .await
-            .map_err(StoreError::from)?;
+        sql.query().execute(db.writer()).await.map_err(StoreError::from)?;
         self.reload(db).await?;
         Ok(def)
     }

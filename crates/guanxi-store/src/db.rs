@@ -133,10 +133,7 @@ impl Db {
 
     /// Checks that the database answers, for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
     }
 
     /// Closes both pools, flushing SQLite's WAL.
@@ -161,9 +158,7 @@ pub fn backend_of(url: &str) -> Result<Backend, sqlx::Error> {
 
 /// The file behind an SQLite URL (`sqlite://data/guanxi.db?mode=rwc` → `data/guanxi.db`).
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     if path.is_empty() || path == ":memory:" {
         None
@@ -179,10 +174,7 @@ mod tests {
     #[test]
     fn urls_name_their_backend_and_file() {
         assert_eq!(backend_of("sqlite://x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(
-            backend_of("postgres://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(backend_of("postgres://u@h/db").ok(), Some(Backend::Postgres));
         assert!(backend_of("mysql://x").is_err());
         assert_eq!(
             sqlite_path("sqlite:///var/lib/guanxi/guanxi.db?mode=rwc"),

@@ -55,20 +55,10 @@ pub trait RecordHooks: Send + Sync {
         Ok(())
     }
     /// May change or add values, or refuse the update.
-    async fn before_update(
-        &self,
-        _ctx: &mut HookCtx<'_>,
-        _old: &Record,
-        _changes: &mut Values,
-    ) -> StoreResult<()> {
+    async fn before_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _changes: &mut Values) -> StoreResult<()> {
         Ok(())
     }
-    async fn after_update(
-        &self,
-        _ctx: &mut HookCtx<'_>,
-        _old: &Record,
-        _new: &Record,
-    ) -> StoreResult<()> {
+    async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
         Ok(())
     }
     /// May refuse the (soft) delete.
@@ -88,10 +78,7 @@ pub struct HookRegistry {
 
 impl HookRegistry {
     pub fn register(&mut self, object: &str, hooks: Arc<dyn RecordHooks>) {
-        self.by_object
-            .entry(object.to_owned())
-            .or_default()
-            .push(hooks);
+        self.by_object.entry(object.to_owned()).or_default().push(hooks);
     }
 
     /// Adds every hook of `other` after this registry's own.

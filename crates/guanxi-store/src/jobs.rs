@@ -147,8 +147,7 @@ pub struct Worker {
 /// Delay before retry `attempt` (1-based): base × 2, 4, 8 … at most an hour.
 pub fn backoff(base: Duration, attempt: i64) -> Duration {
     let exp = u32::try_from(attempt.clamp(1, 16)).unwrap_or(16);
-    base.saturating_mul(1u32 << exp)
-        .min(Duration::from_secs(3600))
+    base.saturating_mul(1u32 << exp).min(Duration::from_secs(3600))
 }
 
 impl Worker {
@@ -224,8 +223,7 @@ impl Worker {
             Err(e) => {
                 let permanent = attempt >= max_attempts || !self.handlers.contains_key(&kind);
                 let status = if permanent { "failed" } else { "queued" };
-                let retry_at =
-                    format_utc(OffsetDateTime::now_utc() + backoff(self.retry_base, attempt));
+                let retry_at = format_utc(OffsetDateTime::now_utc() + backoff(self.retry_base, attempt));
                 done.push("UPDATE jobs SET status = ")
                     .bind(status)
                     .push(", locked_until = NULL, last_error = ")
@@ -238,10 +236,7 @@ impl Worker {
             }
         }
         done.push(" WHERE id = ").bind(id.as_str());
-        done.query()
-            .execute(self.db.writer())
-            .await
-            .map_err(StoreError::from)?;
+        done.query().execute(self.db.writer()).await.map_err(StoreError::from)?;
         Ok(true)
     }
 

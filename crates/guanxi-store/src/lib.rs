@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod db;
 pub mod error;
 pub mod hooks;
+pub mod identity;
 pub mod jobs;
 pub mod migrate;
 pub mod numbering;

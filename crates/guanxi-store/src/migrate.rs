@@ -29,6 +29,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!("0001_platform"),
     migration!("0002_organisation_and_customers"),
+    migration!("0003_identity"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).
@@ -65,20 +66,14 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<&'static str>> {
     result
 }
 
-async fn apply_pending(
-    backend: Backend,
-    conn: &mut sqlx::AnyConnection,
-) -> anyhow::Result<Vec<&'static str>> {
+async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyhow::Result<Vec<&'static str>> {
     use sqlx::Connection;
     let rows = sqlx::query("SELECT name, checksum FROM schema_migrations")
         .fetch_all(&mut *conn)
         .await?;
     let mut applied = std::collections::HashMap::new();
     for row in rows {
-        applied.insert(
-            row.try_get::<String, _>("name")?,
-            row.try_get::<String, _>("checksum")?,
-        );
+        applied.insert(row.try_get::<String, _>("name")?, row.try_get::<String, _>("checksum")?);
     }
     let mut done = Vec::new();
     for m in MIGRATIONS {
@@ -141,14 +136,8 @@ mod tests {
         let postgres = names("postgres");
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, postgres, "migration folders differ");
-        let embedded: Vec<String> = MIGRATIONS
-            .iter()
-            .map(|m| format!("{}.sql", m.name))
-            .collect();
-        assert_eq!(
-            sqlite, embedded,
-            "a migration file is not listed in MIGRATIONS"
-        );
+        let embedded: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        assert_eq!(sqlite, embedded, "a migration file is not listed in MIGRATIONS");
     }
 
     #[test]

@@ -178,10 +178,7 @@ pub fn get_bool(row: &AnyRow, col: &str) -> Result<Option<bool>, sqlx::Error> {
 pub fn get_f64(row: &AnyRow, col: &str) -> Result<Option<f64>, sqlx::Error> {
     match row.try_get::<Option<f64>, _>(col) {
         Ok(v) => Ok(v),
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "integral REAL values read back from SQLite"
-        )]
+        #[expect(clippy::cast_precision_loss, reason = "integral REAL values read back from SQLite")]
         Err(_) => Ok(row.try_get::<Option<i64>, _>(col)?.map(|i| i as f64)),
     }
 }

@@ -46,15 +46,26 @@ enum Command {
         /// A file written by `guanxi backup`.
         file: PathBuf,
     },
+    /// Create an administrator account (the first one, or another).
+    CreateAdmin {
+        /// 3–20 letters, digits or underscores; reserved names such as "admin" are refused.
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "系统管理员")]
+        display_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// The password; read from GUANXI_ADMIN_PASSWORD when not given.
+        #[arg(long, env = "GUANXI_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
     guanxi_server::telemetry::init_logging(&config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen, data_dir } => {
@@ -69,11 +80,7 @@ fn main() -> anyhow::Result<()> {
             Command::Migrate => {
                 let db = open(&config).await?;
                 let applied = migrate::run(&db).await?;
-                println!(
-                    "applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                );
+                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
                 db.close().await;
                 Ok(())
             }
@@ -83,6 +90,31 @@ fn main() -> anyhow::Result<()> {
                 db.close().await;
                 guanxi_store::backup::verify(&file).await?;
                 println!("backup written to {}", file.display());
+                Ok(())
+            }
+            Command::CreateAdmin {
+                username,
+                display_name,
+                email,
+                password,
+            } => {
+                let engine = guanxi_server::app::open_engine(&config).await?;
+                let id = guanxi_server::modules::identity::create_user(
+                    &engine,
+                    &config,
+                    &guanxi_server::modules::identity::NewUser {
+                        username: &username,
+                        display_name: &display_name,
+                        email: email.as_deref(),
+                        password: &password,
+                        roles: &["admin"],
+                        department_id: None,
+                        manager_id: None,
+                    },
+                )
+                .await?;
+                engine.db().close().await;
+                println!("administrator {username} created ({id})");
                 Ok(())
             }
             Command::Restore { file } => {
@@ -96,12 +128,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn open(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url();
-    if let Some(dir) =
-        guanxi_store::db::sqlite_path(&url).and_then(|p| p.parent().map(PathBuf::from))
+    if let Some(dir) = guanxi_store::db::sqlite_path(&url).and_then(|p| p.parent().map(PathBuf::from))
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     Ok(Db::connect(&DbOptions {
         url,

@@ -1,6 +1,7 @@
 //! Business modules as vertical slices. A module contributes hooks for its objects (and, as the
 //! product grows, workflow routes and job handlers); the generic engine does the rest.
 
+pub mod identity;
 pub mod organisation;
 
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use std::sync::Arc;
 use guanxi_store::hooks::HookRegistry;
 
 /// Hooks of every built-in module.
-pub fn hooks() -> HookRegistry {
+pub fn hooks(config: &crate::config::Config, identity: &Arc<identity::IdentityState>) -> HookRegistry {
     let mut registry = HookRegistry::default();
     registry.register("department", Arc::new(organisation::DepartmentHooks));
+    identity::register_hooks(&mut registry, config, identity);
     registry
 }

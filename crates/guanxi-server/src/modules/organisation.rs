@@ -16,17 +16,11 @@ const MAX_DEPTH: usize = 64;
 
 #[async_trait]
 impl RecordHooks for DepartmentHooks {
-    async fn before_update(
-        &self,
-        ctx: &mut HookCtx<'_>,
-        old: &Record,
-        changes: &mut Values,
-    ) -> StoreResult<()> {
+    async fn before_update(&self, ctx: &mut HookCtx<'_>, old: &Record, changes: &mut Values) -> StoreResult<()> {
         let Some(id) = old.get("id").and_then(|v| v.as_str()) else {
             return Ok(());
         };
-        let Some((_, Value::Text(new_parent))) = changes.iter().find(|(k, _)| k == "parent_id")
-        else {
+        let Some((_, Value::Text(new_parent))) = changes.iter().find(|(k, _)| k == "parent_id") else {
             return Ok(());
         };
         let mut cursor = Some(new_parent.clone());

@@ -40,11 +40,10 @@ pub struct AuditParams {
     responses((status = 200, description = "Audit entries, newest first")))]
 pub async fn list_audit(
     State(state): State<AppState>,
-    CurrentActor(_a): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<Envelope<Vec<AuditEntry>>>> {
-    let normalise =
-        |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
+    let normalise = |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
     let q = AuditQuery {
         object: p.object,
         record_id: p.record_id,
@@ -55,5 +54,5 @@ pub async fn list_audit(
         before: p.before,
         limit: p.limit.unwrap_or(50),
     };
-    Ok(data(state.engine.audit(&q).await?))
+    Ok(data(state.engine.audit(&actor, &q).await?))
 }

@@ -21,11 +21,12 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "The job"), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_job(
     State(state): State<AppState>,
-    CurrentActor(_a): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Envelope<JobView>>> {
     let job = guanxi_store::jobs::get(&state.db, &id)
         .await?
+        .filter(|j| j.created_by.as_deref() == Some(actor.id.as_str()) || actor.can("system.manage"))
         .ok_or(DomainError::NotFound {
             object: "job".into(),
             id,

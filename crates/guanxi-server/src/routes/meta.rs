@@ -52,10 +52,7 @@ fn view(object: &ObjectDef) -> ObjectView {
             .map(|f| {
                 (
                     f.key.clone(),
-                    operators_for(&f.field_type)
-                        .iter()
-                        .map(|o| o.name())
-                        .collect(),
+                    operators_for(&f.field_type).iter().map(|o| o.name()).collect(),
                 )
             })
             .collect(),
@@ -66,12 +63,15 @@ fn view(object: &ObjectDef) -> ObjectView {
 /// Every object with its fields.
 #[utoipa::path(get, path = "/api/v1/meta/objects", tag = "metadata", operation_id = "list_objects",
     responses((status = 200, description = "Object definitions")))]
-pub async fn list_objects(
-    State(state): State<AppState>,
-    CurrentActor(_a): CurrentActor,
-) -> impl IntoResponse {
+pub async fn list_objects(State(state): State<AppState>, CurrentActor(actor): CurrentActor) -> impl IntoResponse {
     let snapshot = state.engine.catalog().snapshot();
-    data(snapshot.objects().map(|o| view(o)).collect::<Vec<_>>())
+    // Only objects the caller may read, each as the caller sees it.
+    let visible: Vec<_> = snapshot
+        .objects()
+        .filter(|o| actor.scope(&o.key, "read").is_some())
+        .map(|o| guanxi_store::records::scope::view_of(o, &actor))
+        .collect();
+    data(visible.iter().map(|o| view(o)).collect::<Vec<_>>())
 }
 
 /// One object with its fields.
@@ -80,10 +80,12 @@ pub async fn list_objects(
     responses((status = 200, description = "Object definition"), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_object(
     State(state): State<AppState>,
-    CurrentActor(_a): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path(object): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(data(view(&*state.engine.object(&object)?)))
+    let def = state.engine.object(&object)?;
+    guanxi_store::records::scope::require(&actor, &def, "read")?;
+    Ok(data(view(&*state.engine.object_for(&actor, &object)?)))
 }
 
 /// Add a custom field. Body: `{"key": "cf_wechat", "label": {"zh": "微信号", "en": "WeChat"},
@@ -99,6 +101,7 @@ pub async fn create_custom_field(
     ApiJson(body): ApiJson<Json>,
 ) -> ApiResult<impl IntoResponse> {
     state.engine.object(&object)?;
+    crate::modules::identity::session::require_permission(&actor, "meta.manage")?;
     let def: FieldDef = serde_json::from_value(body).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -121,14 +124,13 @@ pub async fn create_custom_field(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_custom_field(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path((object, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let def = state.engine.object(&object)?;
+    crate::modules::identity::session::require_permission(&actor, "meta.manage")?;
     if def.field(&key).is_some_and(|f| !f.custom) {
-        return Err(
-            DomainError::conflict("标准字段不能删除", "standard fields cannot be removed").into(),
-        );
+        return Err(DomainError::conflict("标准字段不能删除", "standard fields cannot be removed").into());
     }
     state
         .engine
@@ -141,10 +143,7 @@ pub async fn delete_custom_field(
 /// Every data dictionary with its options.
 #[utoipa::path(get, path = "/api/v1/meta/dictionaries", tag = "metadata", operation_id = "list_dictionaries",
     responses((status = 200, description = "Dictionaries by name")))]
-pub async fn list_dictionaries(
-    State(state): State<AppState>,
-    CurrentActor(_a): CurrentActor,
-) -> impl IntoResponse {
+pub async fn list_dictionaries(State(state): State<AppState>, CurrentActor(_a): CurrentActor) -> impl IntoResponse {
     let snapshot = state.engine.catalog().snapshot();
     let all: BTreeMap<String, Vec<DictItem>> = snapshot
         .dictionaries()

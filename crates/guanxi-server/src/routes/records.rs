@@ -22,40 +22,19 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/v1/records/{object}",
-            get(list_records).post(create_record),
-        )
+        .route("/api/v1/records/{object}", get(list_records).post(create_record))
         .route("/api/v1/records/{object}/query", post(query_records))
-        .route(
-            "/api/v1/records/{object}/bulk-update",
-            post(bulk_update_records),
-        )
-        .route(
-            "/api/v1/records/{object}/bulk-delete",
-            post(bulk_delete_records),
-        )
-        .route(
-            "/api/v1/records/{object}/recycle-bin",
-            get(list_recycle_bin),
-        )
-        .route(
-            "/api/v1/records/{object}/recycle-bin/{id}",
-            delete(purge_record),
-        )
+        .route("/api/v1/records/{object}/bulk-update", post(bulk_update_records))
+        .route("/api/v1/records/{object}/bulk-delete", post(bulk_delete_records))
+        .route("/api/v1/records/{object}/recycle-bin", get(list_recycle_bin))
+        .route("/api/v1/records/{object}/recycle-bin/{id}", delete(purge_record))
         .route(
             "/api/v1/records/{object}/{id}",
             get(get_record).patch(update_record).delete(delete_record),
         )
-        .route(
-            "/api/v1/records/{object}/{id}/restore",
-            post(restore_record),
-        )
+        .route("/api/v1/records/{object}/{id}/restore", post(restore_record))
         .route("/api/v1/records/{object}/{id}/history", get(record_history))
-        .route(
-            "/api/v1/records/{object}/{id}/transitions",
-            get(record_transitions),
-        )
+        .route("/api/v1/records/{object}/{id}/transitions", get(record_transitions))
         .route(
             "/api/v1/records/{object}/{id}/transitions/{action}",
             post(run_transition),
@@ -127,11 +106,7 @@ fn total_mode(s: Option<&str>) -> ApiResult<TotalMode> {
 fn check_fields(object: &ObjectDef, fields: Vec<String>) -> ApiResult<Vec<String>> {
     for f in &fields {
         if object.field(f).is_none() {
-            return Err(DomainError::invalid_query(
-                format!("未知字段“{f}”"),
-                format!("unknown field '{f}'"),
-            )
-            .into());
+            return Err(DomainError::invalid_query(format!("未知字段“{f}”"), format!("unknown field '{f}'")).into());
         }
     }
     Ok(fields)
@@ -151,11 +126,7 @@ fn page_response(page: Page) -> axum::Json<Envelope<Vec<Record>, ListMeta>> {
 
 fn list_query(object: &ObjectDef, p: ListParams) -> ApiResult<ListQuery> {
     Ok(ListQuery {
-        filter: p
-            .filter
-            .as_deref()
-            .map(|f| parse_filter_text(object, f))
-            .transpose()?,
+        filter: p.filter.as_deref().map(|f| parse_filter_text(object, f)).transpose()?,
         search: p.q,
         sort: p
             .sort
@@ -189,13 +160,13 @@ fn list_query(object: &ObjectDef, p: ListParams) -> ApiResult<ListQuery> {
     responses((status = 200, description = "A page of records"), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn list_records(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path(object): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let def = state.engine.object(&object)?;
+    let def = state.engine.object_for(&actor, &object)?;
     let query = list_query(&def, params)?;
-    Ok(page_response(state.engine.list(&object, &query).await?))
+    Ok(page_response(state.engine.list(&actor, &object, &query).await?))
 }
 
 /// List records with the parameters in a JSON body.
@@ -204,17 +175,13 @@ pub async fn list_records(
     responses((status = 200, description = "A page of records"), (status = 422, body = ErrorEnvelope)))]
 pub async fn query_records(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path(object): Path<String>,
     ApiJson(body): ApiJson<QueryBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let def = state.engine.object(&object)?;
+    let def = state.engine.object_for(&actor, &object)?;
     let query = ListQuery {
-        filter: body
-            .filter
-            .as_ref()
-            .map(|f| parse_filter(&def, f))
-            .transpose()?,
+        filter: body.filter.as_ref().map(|f| parse_filter(&def, f)).transpose()?,
         search: body.q,
         sort: body
             .sort
@@ -229,7 +196,7 @@ pub async fn query_records(
         total: total_mode(body.total.as_deref())?,
         deleted: false,
     };
-    Ok(page_response(state.engine.list(&object, &query).await?))
+    Ok(page_response(state.engine.list(&actor, &object, &query).await?))
 }
 
 /// Records in the recycle bin.
@@ -238,14 +205,14 @@ pub async fn query_records(
     responses((status = 200, description = "Deleted records, with deleted_at and deleted_by")))]
 pub async fn list_recycle_bin(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path(object): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let def = state.engine.object(&object)?;
+    let def = state.engine.object_for(&actor, &object)?;
     let mut query = list_query(&def, params)?;
     query.deleted = true;
-    Ok(page_response(state.engine.list(&object, &query).await?))
+    Ok(page_response(state.engine.list(&actor, &object, &query).await?))
 }
 
 /// Create a record.
@@ -269,33 +236,26 @@ pub async fn create_record(
     responses((status = 200, description = "The record"), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_record(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(data(state.engine.get(&object, &id, false).await?))
+    Ok(data(state.engine.get(&actor, &object, &id, false).await?))
 }
 
 /// Takes the expected version from the body's `version` or an `If-Match` header.
 fn expected_version(headers: &HeaderMap, body: &mut Map<String, Json>) -> ApiResult<i64> {
     let from_body = body.remove("version");
-    let from_header = headers
-        .get("if-match")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.trim_matches('"')
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_owned()
-        });
+    let from_header = headers.get("if-match").and_then(|v| v.to_str().ok()).map(|s| {
+        s.trim_matches('"')
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_owned()
+    });
     match (from_body, from_header) {
         (Some(v), _) => v.as_i64().ok_or_else(|| {
             DomainError::Validation(guanxi_core::FieldErrors::single(
                 "version",
-                guanxi_core::FieldError::new(
-                    "invalid_type",
-                    "version 应为整数",
-                    "version must be an integer",
-                ),
+                guanxi_core::FieldError::new("invalid_type", "version 应为整数", "version must be an integer"),
             ))
             .into()
         }),
@@ -331,12 +291,7 @@ pub async fn update_record(
 ) -> ApiResult<impl IntoResponse> {
     state.engine.object(&object)?;
     let version = expected_version(&headers, &mut body)?;
-    Ok(data(
-        state
-            .engine
-            .update(&actor, &object, &id, version, &body)
-            .await?,
-    ))
+    Ok(data(state.engine.update(&actor, &object, &id, version, &body).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -357,10 +312,7 @@ pub async fn delete_record(
     Path((object, id)): Path<(String, String)>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    state
-        .engine
-        .delete(&actor, &object, &id, params.version)
-        .await?;
+    state.engine.delete(&actor, &object, &id, params.version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -395,10 +347,10 @@ pub async fn purge_record(
     responses((status = 200, description = "Audit entries, oldest first"), (status = 404, body = ErrorEnvelope)))]
 pub async fn record_history(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Envelope<Vec<AuditEntry>>>> {
-    Ok(data(state.engine.history(&object, &id).await?))
+    Ok(data(state.engine.history(&actor, &object, &id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -484,14 +436,7 @@ pub async fn run_transition(
     };
     let record = state
         .engine
-        .transition(
-            &actor,
-            &object,
-            &id,
-            &action,
-            body.remark.as_deref(),
-            body.version,
-        )
+        .transition(&actor, &object, &id, &action, body.remark.as_deref(), body.version)
         .await?;
     Ok(data(record))
 }
@@ -502,9 +447,9 @@ pub async fn run_transition(
     responses((status = 200, description = "State history, oldest first")))]
 pub async fn record_transitions(
     State(state): State<AppState>,
-    CurrentActor(_actor): CurrentActor,
+    CurrentActor(actor): CurrentActor,
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Envelope<Vec<StateHistoryEntry>>>> {
-    state.engine.get(&object, &id, false).await?;
-    Ok(data(state.engine.state_history(&object, &id).await?))
+    state.engine.get(&actor, &object, &id, false).await?;
+    Ok(data(state.engine.state_history(&actor, &object, &id).await?))
 }

@@ -2,12 +2,13 @@
 //! in the same transaction as the change, holding who, when, which record and every changed
 //! field as old → new. Read per record (field history) or across records.
 
-use guanxi_core::{Actor, DomainError};
+use guanxi_core::{Actor, DomainError, Label, ObjectDef};
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::Row;
 
 use super::Engine;
+use super::scope::{push_scope, require, view_of};
 use crate::db::Backend;
 use crate::error::StoreResult;
 use crate::sql::Sql;
@@ -96,6 +97,14 @@ pub(super) async fn write(
     Ok(())
 }
 
+/// Drops the changes of fields outside the actor's view of the object.
+fn visible_changes(mut e: AuditEntry, view: &ObjectDef) -> AuditEntry {
+    if let Some(changes) = e.changes.as_array_mut() {
+        changes.retain(|c| c["field"].as_str().is_none_or(|f| view.field(f).is_some()));
+    }
+    e
+}
+
 fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
     let changes: String = row.try_get("changes")?;
     Ok(AuditEntry {
@@ -112,20 +121,16 @@ fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
 }
 
 impl Engine {
-    /// The field history of one record, oldest first. Works for records in the recycle bin too.
-    pub async fn history(&self, object_key: &str, id: &str) -> StoreResult<Vec<AuditEntry>> {
-        let object = self.object(object_key)?;
+    /// The field history of one record the actor may read, oldest first, without the changes of
+    /// fields hidden from the actor. Works for records in the recycle bin too.
+    pub async fn history(&self, actor: &Actor, object_key: &str, id: &str) -> StoreResult<Vec<AuditEntry>> {
+        let full = self.object(object_key)?;
+        let scope = require(actor, &full, "read")?;
+        let object = view_of(&full, actor);
         let mut exists = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
-        exists
-            .ident(&object.table)
-            .push(" WHERE \"id\" = ")
-            .bind(id);
-        if exists
-            .query()
-            .fetch_optional(self.db.reader())
-            .await?
-            .is_none()
-        {
+        exists.ident(&object.table).push(" WHERE \"id\" = ").bind(id);
+        push_scope(&mut exists, actor, scope);
+        if exists.query().fetch_optional(self.db.reader()).await?.is_none() {
             return Err(DomainError::NotFound {
                 object: object.key.clone(),
                 id: id.to_owned(),
@@ -141,11 +146,19 @@ impl Engine {
             .bind(id)
             .push(" ORDER BY id");
         let rows = sql.query().fetch_all(self.db.reader()).await?;
-        rows.iter().map(entry).collect()
+        rows.iter()
+            .map(|r| entry(r).map(|e| visible_changes(e, &object)))
+            .collect()
     }
 
     /// Audit entries across records, newest first.
-    pub async fn audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    pub async fn audit(&self, actor: &Actor, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        if actor.scope("audit", "read").is_none() {
+            return Err(
+                DomainError::Forbidden(Label::new("没有查看操作日志的权限", "you may not read the audit log")).into(),
+            );
+        }
+        let snapshot = self.catalog.snapshot();
         let mut sql = Sql::of(
             self.db.backend(),
             "SELECT id, at, actor_id, actor_name, object, record_id, action, title, changes FROM audit_log WHERE 1 = 1",
@@ -173,15 +186,25 @@ impl Engine {
         let limit = if q.limit == 0 { 50 } else { q.limit.min(500) };
         sql.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
-        rows.iter().map(entry).collect()
+        rows.iter()
+            .map(|r| {
+                let e = entry(r)?;
+                Ok(match snapshot.object(&e.object) {
+                    Ok(o) => visible_changes(e, &view_of(&o, actor)),
+                    Err(_) => e,
+                })
+            })
+            .collect()
     }
 
     /// The transitions of one record, oldest first.
     pub async fn state_history(
         &self,
+        actor: &Actor,
         object_key: &str,
         id: &str,
     ) -> StoreResult<Vec<StateHistoryEntry>> {
+        self.get(actor, object_key, id, false).await?;
         let object = self.object(object_key)?;
         let mut sql = Sql::of(
             self.db.backend(),

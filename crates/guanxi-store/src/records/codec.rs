@@ -61,10 +61,7 @@ pub fn column_binds(field: &FieldDef, value: &Value) -> Vec<(String, Bind)> {
             Value::Money { amount, currency } => (Bind::Int(*amount), Bind::Text(currency.clone())),
             _ => (Bind::NullInt, Bind::NullText),
         };
-        return vec![
-            (field.key.clone(), amount),
-            (currency_column(&field.key), currency),
-        ];
+        return vec![(field.key.clone(), amount), (currency_column(&field.key), currency)];
     }
     vec![(field.key.clone(), value_bind(field, value))]
 }
@@ -144,9 +141,7 @@ pub fn decode_row(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> Store
     for f in object.column_fields() {
         let key = f.key.as_str();
         let v = match &f.field_type {
-            FieldType::Integer { .. } => row
-                .try_get::<Option<i64>, _>(key)?
-                .map_or(Json::Null, Json::from),
+            FieldType::Integer { .. } => row.try_get::<Option<i64>, _>(key)?.map_or(Json::Null, Json::from),
             FieldType::Decimal => get_f64(row, key)?
                 .and_then(serde_json::Number::from_f64)
                 .map_or(Json::Null, Json::Number),
@@ -158,23 +153,21 @@ pub fn decode_row(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> Store
                 None => Json::Null,
             },
             FieldType::Boolean => get_bool(row, key)?.map_or(Json::Null, Json::Bool),
-            FieldType::MultiSelect { .. } | FieldType::Attachments { .. } | FieldType::Json => row
+            FieldType::MultiSelect { .. }
+            | FieldType::MultiRelation { .. }
+            | FieldType::Attachments { .. }
+            | FieldType::Json => row
                 .try_get::<Option<String>, _>(key)?
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(Json::Null),
-            _ => row
-                .try_get::<Option<String>, _>(key)?
-                .map_or(Json::Null, Json::String),
+            _ => row.try_get::<Option<String>, _>(key)?.map_or(Json::Null, Json::String),
         };
         out.insert(f.key.clone(), v);
     }
     let custom_text: String = row.try_get("custom")?;
     let custom: Map<String, Json> = serde_json::from_str(&custom_text).unwrap_or_default();
     for f in object.fields.iter().filter(|f| f.custom) {
-        out.insert(
-            f.key.clone(),
-            custom.get(&f.key).cloned().unwrap_or(Json::Null),
-        );
+        out.insert(f.key.clone(), custom.get(&f.key).cloned().unwrap_or(Json::Null));
     }
     if with_deleted {
         out.insert(

@@ -8,16 +8,16 @@
 //! to match.
 
 use base64::Engine as _;
+use guanxi_core::access::Scope;
 use guanxi_core::filter::{Filter, Op, Operand, SortKey};
 use guanxi_core::meta::FieldType;
-use guanxi_core::{DomainError, FieldDef, ObjectDef, Value};
+use guanxi_core::{Actor, DomainError, FieldDef, ObjectDef, Value};
 use serde_json::Value as Json;
 use sqlx::Row;
 
 use super::Engine;
-use super::codec::{
-    Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value,
-};
+use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
+use super::scope::{check_query_fields, push_scope, require, view_of};
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
 
@@ -72,9 +72,12 @@ fn bad(zh: &str, en: &str) -> DomainError {
 }
 
 impl Engine {
-    /// Reads one live record (or, with `deleted`, one in the recycle bin).
-    pub async fn get(&self, object_key: &str, id: &str, deleted: bool) -> StoreResult<Record> {
-        let object = self.object(object_key)?;
+    /// Reads one live record (or, with `deleted`, one in the recycle bin) that the actor may
+    /// read; a record outside the actor's scope is "not found", never "forbidden".
+    pub async fn get(&self, actor: &Actor, object_key: &str, id: &str, deleted: bool) -> StoreResult<Record> {
+        let full = self.object(object_key)?;
+        let scope = require(actor, &full, "read")?;
+        let object = view_of(&full, actor);
         let not_found = || DomainError::NotFound {
             object: object.key.clone(),
             id: id.to_owned(),
@@ -93,6 +96,7 @@ impl Engine {
         } else {
             " AND \"deleted_at\" IS NULL"
         });
+        push_scope(&mut sql, actor, scope);
         let row = sql
             .query()
             .fetch_optional(self.db.reader())
@@ -101,20 +105,19 @@ impl Engine {
         decode_row(&object, &row, deleted)
     }
 
-    /// Lists records.
-    pub async fn list(&self, object_key: &str, query: &ListQuery) -> StoreResult<Page> {
-        let object = self.object(object_key)?;
+    /// Lists the records the actor may read, showing only the fields it may see.
+    pub async fn list(&self, actor: &Actor, object_key: &str, query: &ListQuery) -> StoreResult<Page> {
+        let full = self.object(object_key)?;
+        let scope = require(actor, &full, "read")?;
+        let object = view_of(&full, actor);
+        check_query_fields(&object, query.filter.as_ref(), &query.sort)?;
         let backend = self.db.backend();
         let limit = match query.limit {
             0 => 20,
             n => n.min(MAX_LIMIT),
         };
         if query.cursor.is_some() && query.page.is_some() {
-            return Err(bad(
-                "不能同时使用 cursor 和 page",
-                "use either cursor or page, not both",
-            )
-            .into());
+            return Err(bad("不能同时使用 cursor 和 page", "use either cursor or page, not both").into());
         }
         let sort = effective_sort(&object, &query.sort)?;
         let sort_sig = sort_signature(&sort);
@@ -122,7 +125,7 @@ impl Engine {
         let mut sql = Sql::of(backend, "SELECT ");
         push_select_list(&mut sql, &object);
         sql.push(" FROM ").ident(&object.table).push(" WHERE ");
-        push_where(&mut sql, &object, query);
+        push_where(&mut sql, &object, query, actor, scope);
         if let Some(cursor) = &query.cursor {
             let values = decode_cursor(cursor, &sort_sig, &sort)?;
             sql.push(" AND ");
@@ -162,16 +165,12 @@ impl Engine {
                 let cap = (query.total == TotalMode::Capped).then_some(DEFAULT_TOTAL_CAP);
                 let mut count = Sql::of(backend, "SELECT count(*) AS n FROM (SELECT 1 FROM ");
                 count.ident(&object.table).push(" WHERE ");
-                push_where(&mut count, &object, query);
+                push_where(&mut count, &object, query, actor, scope);
                 if let Some(cap) = cap {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
                 count.push(") AS matching");
-                let n: i64 = count
-                    .query()
-                    .fetch_one(self.db.reader())
-                    .await?
-                    .try_get("n")?;
+                let n: i64 = count.query().fetch_one(self.db.reader()).await?.try_get("n")?;
                 match cap {
                     Some(cap) if n > cap => (Some(cap), false),
                     _ => (Some(n), true),
@@ -207,10 +206,7 @@ fn effective_sort(object: &ObjectDef, requested: &[SortKey]) -> StoreResult<Vec<
             .cloned()
             .ok_or_else(|| bad("对象缺少 id 字段", "object has no id field"))?;
         let descending = sort.last().is_some_and(|k| k.descending);
-        sort.push(SortKey {
-            field: id,
-            descending,
-        });
+        sort.push(SortKey { field: id, descending });
     }
     Ok(sort)
 }
@@ -262,12 +258,7 @@ fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<B
 
 /// `(k1 after v1) OR (k1 = v1 AND k2 after v2) OR …`, with NULLs sorting last.
 fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
-    let is_null = |b: &Bind| {
-        matches!(
-            b,
-            Bind::NullText | Bind::NullInt | Bind::NullFloat | Bind::NullBool
-        )
-    };
+    let is_null = |b: &Bind| matches!(b, Bind::NullText | Bind::NullInt | Bind::NullFloat | Bind::NullBool);
     sql.push("(");
     for i in 0..sort.len() {
         if i > 0 {
@@ -305,27 +296,19 @@ fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
 }
 
 /// The WHERE clause shared by the page query and the count.
-fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery) {
+fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope) {
     sql.push(if query.deleted {
         "\"deleted_at\" IS NOT NULL"
     } else {
         "\"deleted_at\" IS NULL"
     });
+    push_scope(sql, actor, scope);
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
         push_filter(sql, filter);
     }
-    if let Some(text) = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        let fields: Vec<&FieldDef> = object
-            .search_fields
-            .iter()
-            .filter_map(|k| object.field(k))
-            .collect();
+    if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let fields: Vec<&FieldDef> = object.search_fields.iter().filter_map(|k| object.field(k)).collect();
         if !fields.is_empty() {
             let pattern = format!("%{}%", escape_like(text));
             sql.push(" AND (");

@@ -5,11 +5,12 @@
 mod audit;
 mod codec;
 mod list;
+pub mod scope;
 mod write;
 
 use std::sync::Arc;
 
-use guanxi_core::ObjectDef;
+use guanxi_core::{Actor, ObjectDef};
 
 pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
 pub use codec::Record;
@@ -47,5 +48,11 @@ impl Engine {
     /// The current definition of an object, custom fields included.
     pub fn object(&self, key: &str) -> StoreResult<Arc<ObjectDef>> {
         Ok(self.catalog.snapshot().object(key)?)
+    }
+
+    /// The object as `actor` sees it (hidden fields removed, read-only ones locked). Parse
+    /// filters and sorts against this view.
+    pub fn object_for(&self, actor: &Actor, key: &str) -> StoreResult<Arc<ObjectDef>> {
+        Ok(scope::view_of(&self.object(key)?, actor))
     }
 }

@@ -1,11 +1,18 @@
 //! Changing records. Every operation is one transaction: validation has already happened in the
-//! core, then hooks, reference and uniqueness checks, numbering, the row change, the audit entry
-//! and the after-hooks run on the same connection and commit together or not at all.
+//! core, then permission and scope checks, hooks, reference and uniqueness checks, numbering, the
+//! row change, the audit entry and the after-hooks run on the same connection and commit together
+//! or not at all.
 //!
 //! Optimistic concurrency: an update names the version it was based on; the row is updated only
 //! `WHERE version = expected`, so of two concurrent updates with one version exactly one wins and
 //! the other gets a version conflict.
+//!
+//! Permissions: every write first locates its row inside the actor's scope for the action. A row
+//! the actor cannot read is "not found" (no probing by id); one it can read but not change is
+//! "forbidden". Values are validated against the actor's view of the object, so hidden fields
+//! cannot be set and read-only ones are refused.
 
+use guanxi_core::access::Scope;
 use guanxi_core::meta::FieldType;
 use guanxi_core::value::{Mode, validate_input};
 use guanxi_core::{Actor, DomainError, FieldDef, FieldError, FieldErrors, Label, ObjectDef, Value};
@@ -15,6 +22,7 @@ use sqlx::any::AnyRow;
 
 use super::audit;
 use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
+use super::scope::{covers, forbidden, push_scope, require, view_of};
 use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
@@ -43,13 +51,22 @@ fn version_of(record: &Record) -> i64 {
     record.get("version").and_then(Json::as_i64).unwrap_or(0)
 }
 
-/// Reads one row inside a transaction, locking it on PostgreSQL.
+fn text_of<'a>(values: &'a Values, record: Option<&'a Record>, key: &str) -> Option<&'a str> {
+    match values.iter().find(|(k, _)| k == key) {
+        Some((_, Value::Text(t))) => Some(t.as_str()),
+        Some(_) => None,
+        None => record.and_then(|r| r.get(key)).and_then(Json::as_str),
+    }
+}
+
+/// Reads one row inside a transaction, locking it on PostgreSQL, limited to a scope when given.
 async fn fetch_row(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
     id: &str,
     deleted: bool,
+    limit: Option<(&Actor, Scope)>,
 ) -> StoreResult<Option<AnyRow>> {
     if uuid::Uuid::parse_str(id).is_err() {
         return Ok(None);
@@ -65,10 +82,38 @@ async fn fetch_row(
     } else {
         " AND \"deleted_at\" IS NULL"
     });
+    if let Some((actor, scope)) = limit {
+        push_scope(&mut sql, actor, scope);
+    }
     if backend == Backend::Postgres {
         sql.push(" FOR UPDATE");
     }
     Ok(sql.query().fetch_optional(conn).await?)
+}
+
+/// Finds the row an action applies to, with the scope that allowed it. Outside the actor's read
+/// scope the row does not exist (404); readable but outside the action's scope it is forbidden.
+async fn locate(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    actor: &Actor,
+    id: &str,
+    action: &str,
+    deleted: bool,
+) -> StoreResult<(AnyRow, Scope)> {
+    let scope = require(actor, object, action)?;
+    if let Some(row) = fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, scope))).await? {
+        return Ok((row, scope));
+    }
+    if let Some(read) = actor.scope(&object.key, "read")
+        && fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, read)))
+            .await?
+            .is_some()
+    {
+        return Err(forbidden(object, action).into());
+    }
+    Err(not_found(object, id))
 }
 
 fn set_default(values: &mut Values, key: &str, value: Value) {
@@ -77,41 +122,72 @@ fn set_default(values: &mut Values, key: &str, value: Value) {
     }
 }
 
-/// Checks that relations point at live records and unique fields are unique among live records.
+/// Whether a live record of `target` with this id exists and the actor may read it.
+async fn reachable(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    target: &ObjectDef,
+    actor: &Actor,
+    id: &str,
+) -> StoreResult<bool> {
+    let Some(scope) = actor.scope(&target.key, "read") else {
+        return Ok(false);
+    };
+    let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
+    sql.ident(&target.table)
+        .push(" WHERE \"id\" = ")
+        .bind(id)
+        .push(" AND \"deleted_at\" IS NULL");
+    push_scope(&mut sql, actor, scope);
+    Ok(sql.query().fetch_optional(conn).await?.is_some())
+}
+
+fn missing_target(target: &ObjectDef) -> FieldError {
+    FieldError::new(
+        "not_found",
+        format!("所选{}不存在或已删除", target.label.zh),
+        format!(
+            "the selected {} does not exist or was deleted",
+            target.label.en.to_lowercase()
+        ),
+    )
+}
+
+/// Checks that relations point at live records the actor may read and that unique fields are
+/// unique among live records.
 async fn check_references(
     conn: &mut AnyConnection,
     backend: Backend,
     snapshot: &Snapshot,
     object: &ObjectDef,
+    actor: &Actor,
     values: &Values,
     own_id: Option<&str>,
 ) -> StoreResult<()> {
     let mut errors = FieldErrors::default();
     for (key, value) in values {
-        let (Some(field), Value::Text(text)) = (object.field(key), value) else {
+        let Some(field) = object.field(key) else {
             continue;
         };
-        if let FieldType::Relation { object: target } = &field.field_type {
-            let target = snapshot.object(target)?;
-            let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
-            sql.ident(&target.table)
-                .push(" WHERE \"id\" = ")
-                .bind(text.as_str())
-                .push(" AND \"deleted_at\" IS NULL");
-            if sql.query().fetch_optional(&mut *conn).await?.is_none() {
-                errors.add(
-                    key,
-                    FieldError::new(
-                        "not_found",
-                        format!("所选{}不存在或已删除", target.label.zh),
-                        format!(
-                            "the selected {} does not exist or was deleted",
-                            target.label.en.to_lowercase()
-                        ),
-                    ),
-                );
+        match (&field.field_type, value) {
+            (FieldType::Relation { object: target }, Value::Text(id)) => {
+                let target = snapshot.object(target)?;
+                if !reachable(&mut *conn, backend, &target, actor, id).await? {
+                    errors.add(key, missing_target(&target));
+                }
             }
+            (FieldType::MultiRelation { object: target }, Value::Json(ids)) => {
+                let target = snapshot.object(target)?;
+                for id in ids.as_array().into_iter().flatten().filter_map(Json::as_str) {
+                    if !reachable(&mut *conn, backend, &target, actor, id).await? {
+                        errors.add(key, missing_target(&target));
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
+        let Value::Text(text) = value else { continue };
         if field.unique && !field.custom && field.numbering.is_none() {
             let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
             sql.ident(&object.table)
@@ -136,10 +212,7 @@ fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
     FieldError::new(
         "duplicate",
         format!("{}“{value}”已被其他记录使用", field.label.zh),
-        format!(
-            "{} '{value}' is already used by another record",
-            field.label.en
-        ),
+        format!("{} '{value}' is already used by another record", field.label.en),
     )
 }
 
@@ -151,9 +224,7 @@ fn assignments(
 ) -> (Vec<(String, Bind)>, Map<String, Json>) {
     let mut cols = Vec::new();
     for (key, value) in values {
-        let Some(field) = object.field(key) else {
-            continue;
-        };
+        let Some(field) = object.field(key) else { continue };
         if field.custom {
             if value.is_null() {
                 custom.remove(key);
@@ -167,52 +238,66 @@ fn assignments(
     (cols, custom)
 }
 
+fn outside_scope(object: &ObjectDef) -> StoreError {
+    DomainError::Forbidden(Label {
+        zh: format!("不能把{}分配到您权限范围以外的负责人或部门", object.label.zh),
+        en: format!(
+            "you may not give a {} to an owner or department outside your scope",
+            object.label.en.to_lowercase()
+        ),
+    })
+    .into()
+}
+
 impl Engine {
     /// Creates a record from an API body.
-    pub async fn create(
-        &self,
-        actor: &Actor,
-        object_key: &str,
-        input: &Map<String, Json>,
-    ) -> StoreResult<Record> {
+    pub async fn create(&self, actor: &Actor, object_key: &str, input: &Map<String, Json>) -> StoreResult<Record> {
         let snapshot = self.catalog.snapshot();
-        let object = snapshot.object(object_key)?;
-        let mut values = validate_input(&object, input, Mode::Create, &*snapshot)
-            .map_err(DomainError::Validation)?;
+        let full = snapshot.object(object_key)?;
+        let scope = require(actor, &full, "create")?;
+        let view = view_of(&full, actor);
+        let mut values = validate_input(&view, input, Mode::Create, &*snapshot).map_err(DomainError::Validation)?;
         set_default(&mut values, "owner_id", Value::Text(actor.id.clone()));
         if let Some(dept) = &actor.department_id {
             set_default(&mut values, "department_id", Value::Text(dept.clone()));
         }
+        if !covers(
+            actor,
+            scope,
+            text_of(&values, None, "owner_id"),
+            text_of(&values, None, "department_id"),
+        ) {
+            return Err(outside_scope(&full));
+        }
         let backend = self.db.backend();
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let hooks = self.hooks.for_object(&object.key);
+        let hooks = self.hooks.for_object(&full.key);
         for h in &hooks {
             let mut ctx = HookCtx {
                 tx: &mut tx,
                 actor,
-                object: &object,
+                object: &full,
                 backend,
             };
             h.before_create(&mut ctx, &mut values).await?;
         }
-        check_references(&mut tx, backend, &snapshot, &object, &values, None).await?;
-        for field in object.fields.iter().filter(|f| f.numbering.is_some()) {
+        check_references(&mut tx, backend, &snapshot, &full, actor, &values, None).await?;
+        for field in full.fields.iter().filter(|f| f.numbering.is_some()) {
             if let Some(rule) = &field.numbering {
-                let key = format!("{}.{}", object.key, field.key);
-                let number =
-                    numbering::next_number(&mut tx, backend, &key, rule, today_shanghai()).await?;
+                let key = format!("{}.{}", full.key, field.key);
+                let number = numbering::next_number(&mut tx, backend, &key, rule, today_shanghai()).await?;
                 values.push((field.key.clone(), Value::Text(number)));
             }
         }
-        if let Some(machine) = &object.state_machine {
-            values.push((machine.field.clone(), Value::Text(machine.initial.clone())));
+        if let Some(machine) = &full.state_machine {
+            set_default(&mut values, &machine.field, Value::Text(machine.initial.clone()));
         }
 
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_utc();
-        let (cols, custom) = assignments(&object, &values, Map::new());
+        let (cols, custom) = assignments(&full, &values, Map::new());
         let mut sql = Sql::of(backend, "INSERT INTO ");
-        sql.ident(&object.table)
+        sql.ident(&full.table)
             .push(" (\"id\", \"version\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"custom\"");
         for (col, _) in &cols {
             sql.push(", ").ident(col);
@@ -235,10 +320,10 @@ impl Engine {
         sql.push(")");
         sql.query().execute(&mut *tx).await?;
 
-        let row = fetch_row(&mut tx, backend, &object, &id, false)
+        let row = fetch_row(&mut tx, backend, &full, &id, false, None)
             .await?
-            .ok_or_else(|| not_found(&object, &id))?;
-        let record = decode_row(&object, &row, false)?;
+            .ok_or_else(|| not_found(&full, &id))?;
+        let stored = decode_row(&full, &row, false)?;
         let changes: Vec<Json> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
@@ -248,10 +333,10 @@ impl Engine {
             &mut tx,
             backend,
             actor,
-            &object.key,
+            &full.key,
             &id,
             "create",
-            title_of(&object, &record),
+            title_of(&full, &stored),
             Json::Array(changes),
         )
         .await?;
@@ -259,13 +344,13 @@ impl Engine {
             let mut ctx = HookCtx {
                 tx: &mut tx,
                 actor,
-                object: &object,
+                object: &full,
                 backend,
             };
-            h.after_create(&mut ctx, &record).await?;
+            h.after_create(&mut ctx, &stored).await?;
         }
         tx.commit().await?;
-        Ok(record)
+        decode_row(&view, &row, false)
     }
 
     /// Applies a partial update based on `expected_version`.
@@ -278,20 +363,19 @@ impl Engine {
         input: &Map<String, Json>,
     ) -> StoreResult<Record> {
         let snapshot = self.catalog.snapshot();
-        let object = snapshot.object(object_key)?;
-        let changes = validate_input(&object, input, Mode::Update, &*snapshot)
-            .map_err(DomainError::Validation)?;
+        let full = snapshot.object(object_key)?;
+        let view = view_of(&full, actor);
+        let changes = validate_input(&view, input, Mode::Update, &*snapshot).map_err(DomainError::Validation)?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let row = fetch_row(&mut tx, self.db.backend(), &object, id, false)
-            .await?
-            .ok_or_else(|| not_found(&object, id))?;
+        let (row, scope) = locate(&mut tx, self.db.backend(), &full, actor, id, "update", false).await?;
         let record = self
             .update_locked(
                 &mut tx,
                 &snapshot,
-                &object,
+                &full,
+                &view,
                 actor,
-                &row,
+                (&row, scope),
                 Some(expected_version),
                 changes,
             )
@@ -300,7 +384,7 @@ impl Engine {
         Ok(record)
     }
 
-    /// The update of one locked row, shared by single and bulk updates.
+    /// The update of one located row, shared by single and bulk updates.
     #[expect(
         clippy::too_many_arguments,
         reason = "internal step shared by update and bulk update"
@@ -309,19 +393,16 @@ impl Engine {
         &self,
         tx: &mut AnyTx,
         snapshot: &Snapshot,
-        object: &ObjectDef,
+        full: &ObjectDef,
+        view: &ObjectDef,
         actor: &Actor,
-        row: &AnyRow,
+        (row, scope): (&AnyRow, Scope),
         expected_version: Option<i64>,
         mut changes: Values,
     ) -> StoreResult<Record> {
         let backend = self.db.backend();
-        let old = decode_row(object, row, false)?;
-        let id = old
-            .get("id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let old = decode_row(full, row, false)?;
+        let id = old.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
         let version = version_of(&old);
         if let Some(expected) = expected_version
             && expected != version
@@ -332,12 +413,12 @@ impl Engine {
             }
             .into());
         }
-        let hooks = self.hooks.for_object(&object.key);
+        let hooks = self.hooks.for_object(&full.key);
         for h in &hooks {
             let mut ctx = HookCtx {
                 tx: &mut *tx,
                 actor,
-                object,
+                object: full,
                 backend,
             };
             h.before_update(&mut ctx, &old, &mut changes).await?;
@@ -354,12 +435,23 @@ impl Engine {
             }
         });
         if changes.is_empty() {
-            return Ok(old);
+            return Ok(visible(view, old));
         }
-        check_references(&mut *tx, backend, snapshot, object, &changes, Some(&id)).await?;
-        let (cols, custom) = assignments(object, &changes, custom_map(row)?);
+        let moves = changes.iter().any(|(k, _)| k == "owner_id" || k == "department_id");
+        if moves
+            && !covers(
+                actor,
+                scope,
+                text_of(&changes, Some(&old), "owner_id"),
+                text_of(&changes, Some(&old), "department_id"),
+            )
+        {
+            return Err(outside_scope(full));
+        }
+        check_references(&mut *tx, backend, snapshot, full, actor, &changes, Some(&id)).await?;
+        let (cols, custom) = assignments(full, &changes, custom_map(row)?);
         let mut sql = Sql::of(backend, "UPDATE ");
-        sql.ident(&object.table)
+        sql.ident(&full.table)
             .push(" SET \"version\" = \"version\" + 1, \"updated_at\" = ")
             .bind(now_utc())
             .push(", \"updated_by\" = ")
@@ -380,18 +472,18 @@ impl Engine {
             }
             .into());
         }
-        let new_row = fetch_row(&mut *tx, backend, object, &id, false)
+        let new_row = fetch_row(&mut *tx, backend, full, &id, false, None)
             .await?
-            .ok_or_else(|| not_found(object, &id))?;
-        let new = decode_row(object, &new_row, false)?;
+            .ok_or_else(|| not_found(full, &id))?;
+        let new = decode_row(full, &new_row, false)?;
         audit::write(
             &mut *tx,
             backend,
             actor,
-            &object.key,
+            &full.key,
             &id,
             "update",
-            title_of(object, &new),
+            title_of(full, &new),
             Json::Array(diffs),
         )
         .await?;
@@ -399,12 +491,12 @@ impl Engine {
             let mut ctx = HookCtx {
                 tx: &mut *tx,
                 actor,
-                object,
+                object: full,
                 backend,
             };
             h.after_update(&mut ctx, &old, &new).await?;
         }
-        Ok(new)
+        Ok(visible(view, new))
     }
 
     /// Moves a record to the recycle bin.
@@ -417,9 +509,7 @@ impl Engine {
     ) -> StoreResult<()> {
         let object = self.object(object_key)?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let row = fetch_row(&mut tx, self.db.backend(), &object, id, false)
-            .await?
-            .ok_or_else(|| not_found(&object, id))?;
+        let (row, _) = locate(&mut tx, self.db.backend(), &object, actor, id, "delete", false).await?;
         self.delete_locked(&mut tx, &object, actor, &row, expected_version)
             .await?;
         tx.commit().await?;
@@ -436,11 +526,7 @@ impl Engine {
     ) -> StoreResult<()> {
         let backend = self.db.backend();
         let old = decode_row(object, row, false)?;
-        let id = old
-            .get("id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let id = old.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
         let version = version_of(&old);
         if let Some(expected) = expected_version
             && expected != version
@@ -499,16 +585,15 @@ impl Engine {
     }
 
     /// Brings a record back from the recycle bin, unless a live record took one of its unique
-    /// values meanwhile.
+    /// values meanwhile. Needs the delete permission on the record.
     pub async fn restore(&self, actor: &Actor, object_key: &str, id: &str) -> StoreResult<Record> {
-        let object = self.object(object_key)?;
+        let full = self.object(object_key)?;
+        let view = view_of(&full, actor);
         let backend = self.db.backend();
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let row = fetch_row(&mut tx, backend, &object, id, true)
-            .await?
-            .ok_or_else(|| not_found(&object, id))?;
-        let old = decode_row(&object, &row, false)?;
-        for field in object
+        let (row, _) = locate(&mut tx, backend, &full, actor, id, "delete", true).await?;
+        let old = decode_row(&full, &row, false)?;
+        for field in full
             .fields
             .iter()
             .filter(|f| f.unique && !f.custom && f.numbering.is_none())
@@ -517,7 +602,7 @@ impl Engine {
                 continue;
             };
             let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
-            sql.ident(&object.table)
+            sql.ident(&full.table)
                 .push(" WHERE ")
                 .ident(&field.key)
                 .push(" = ")
@@ -530,7 +615,7 @@ impl Engine {
         }
         let now = now_utc();
         let mut sql = Sql::of(backend, "UPDATE ");
-        sql.ident(&object.table)
+        sql.ident(&full.table)
             .push(" SET \"deleted_at\" = NULL, \"deleted_by\" = NULL, \"version\" = \"version\" + 1, \"updated_at\" = ")
             .bind(now.as_str())
             .push(", \"updated_by\" = ")
@@ -538,23 +623,23 @@ impl Engine {
             .push(" WHERE \"id\" = ")
             .bind(id);
         sql.query().execute(&mut *tx).await?;
-        let row = fetch_row(&mut tx, backend, &object, id, false)
+        let row = fetch_row(&mut tx, backend, &full, id, false, None)
             .await?
-            .ok_or_else(|| not_found(&object, id))?;
-        let record = decode_row(&object, &row, false)?;
+            .ok_or_else(|| not_found(&full, id))?;
+        let record = decode_row(&full, &row, false)?;
         audit::write(
             &mut tx,
             backend,
             actor,
-            &object.key,
+            &full.key,
             id,
             "restore",
-            title_of(&object, &record),
+            title_of(&full, &record),
             json!([]),
         )
         .await?;
         tx.commit().await?;
-        Ok(record)
+        Ok(visible(&view, record))
     }
 
     /// Deletes a record in the recycle bin for good. Refused while other records refer to it.
@@ -562,18 +647,22 @@ impl Engine {
         let object = self.object(object_key)?;
         let backend = self.db.backend();
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let Some(row) = fetch_row(&mut tx, backend, &object, id, true).await? else {
-            if fetch_row(&mut tx, backend, &object, id, false)
-                .await?
-                .is_some()
-            {
-                return Err(DomainError::conflict(
-                    "只能彻底删除回收站中的记录，请先删除",
-                    "only records in the recycle bin can be purged; delete it first",
-                )
-                .into());
+        let row = match locate(&mut tx, backend, &object, actor, id, "delete", true).await {
+            Ok((row, _)) => row,
+            Err(StoreError::Domain(DomainError::NotFound { .. })) => {
+                if locate(&mut tx, backend, &object, actor, id, "delete", false)
+                    .await
+                    .is_ok()
+                {
+                    return Err(DomainError::conflict(
+                        "只能彻底删除回收站中的记录，请先删除",
+                        "only records in the recycle bin can be purged; delete it first",
+                    )
+                    .into());
+                }
+                return Err(not_found(&object, id));
             }
-            return Err(not_found(&object, id));
+            Err(e) => return Err(e),
         };
         let old = decode_row(&object, &row, true)?;
         let mut sql = Sql::of(backend, "DELETE FROM ");
@@ -595,7 +684,7 @@ impl Engine {
     }
 
     /// Applies the same changes to many records in one transaction: all or nothing. Errors are
-    /// reported per record id.
+    /// reported per record id; records the actor may not change count as not found.
     pub async fn bulk_update(
         &self,
         actor: &Actor,
@@ -605,33 +694,37 @@ impl Engine {
     ) -> StoreResult<usize> {
         check_bulk_size(ids)?;
         let snapshot = self.catalog.snapshot();
-        let object = snapshot.object(object_key)?;
-        let changes = validate_input(&object, input, Mode::Update, &*snapshot)
-            .map_err(DomainError::Validation)?;
+        let full = snapshot.object(object_key)?;
+        require(actor, &full, "update")?;
+        let view = view_of(&full, actor);
+        let changes = validate_input(&view, input, Mode::Update, &*snapshot).map_err(DomainError::Validation)?;
         if changes.is_empty() {
-            return Err(
-                DomainError::invalid_query("没有要修改的字段", "no fields to change").into(),
-            );
+            return Err(DomainError::invalid_query("没有要修改的字段", "no fields to change").into());
         }
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let mut errors = FieldErrors::default();
         for id in ids {
-            let Some(row) = fetch_row(&mut tx, self.db.backend(), &object, id, false).await? else {
-                errors.add(id, missing_record());
-                continue;
+            let located = match locate(&mut tx, self.db.backend(), &full, actor, id, "update", false).await {
+                Ok(found) => found,
+                Err(StoreError::Domain(DomainError::NotFound { .. } | DomainError::Forbidden(_))) => {
+                    errors.add(id, missing_record());
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            match self
+            let result = self
                 .update_locked(
                     &mut tx,
                     &snapshot,
-                    &object,
+                    &full,
+                    &view,
                     actor,
-                    &row,
+                    (&located.0, located.1),
                     None,
                     changes.clone(),
                 )
-                .await
-            {
+                .await;
+            match result {
                 Ok(_) => {}
                 Err(StoreError::Domain(DomainError::Validation(e))) => errors.merge_prefixed(id, e),
                 Err(e) => return Err(e),
@@ -643,30 +736,29 @@ impl Engine {
     }
 
     /// Moves many records to the recycle bin in one transaction: all or nothing.
-    pub async fn bulk_delete(
-        &self,
-        actor: &Actor,
-        object_key: &str,
-        ids: &[String],
-    ) -> StoreResult<usize> {
+    pub async fn bulk_delete(&self, actor: &Actor, object_key: &str, ids: &[String]) -> StoreResult<usize> {
         check_bulk_size(ids)?;
         let object = self.object(object_key)?;
+        require(actor, &object, "delete")?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let mut errors = FieldErrors::default();
         for id in ids {
-            let Some(row) = fetch_row(&mut tx, self.db.backend(), &object, id, false).await? else {
-                errors.add(id, missing_record());
-                continue;
-            };
-            self.delete_locked(&mut tx, &object, actor, &row, None)
-                .await?;
+            match locate(&mut tx, self.db.backend(), &object, actor, id, "delete", false).await {
+                Ok((row, _)) => self.delete_locked(&mut tx, &object, actor, &row, None).await?,
+                Err(StoreError::Domain(DomainError::NotFound { .. } | DomainError::Forbidden(_))) => {
+                    errors.add(id, missing_record());
+                }
+                Err(e) => return Err(e),
+            }
         }
         errors.into_result()?;
         tx.commit().await?;
         Ok(ids.len())
     }
 
-    /// Runs a declared state-machine action on a record.
+    /// Runs a declared state-machine action on a record. The actor needs a grant for the action
+    /// itself (e.g. `customer.mark_lost`), or, for actions that declare no permission, the
+    /// update permission; the record must lie in that grant's scope.
     pub async fn transition(
         &self,
         actor: &Actor,
@@ -676,20 +768,28 @@ impl Engine {
         remark: Option<&str>,
         expected_version: Option<i64>,
     ) -> StoreResult<Record> {
-        let object = self.object(object_key)?;
-        let Some(machine) = &object.state_machine else {
+        let full = self.object(object_key)?;
+        let view = view_of(&full, actor);
+        let Some(machine) = &full.state_machine else {
             return Err(DomainError::InvalidTransition(Label {
-                zh: format!("“{}”没有状态流程", object.label.zh),
-                en: format!("{} has no workflow", object.label.en),
+                zh: format!("“{}”没有状态流程", full.label.zh),
+                en: format!("{} has no workflow", full.label.en),
             })
             .into());
         };
+        let declared = machine.transitions.iter().find(|t| t.action == action);
+        let grant_action = match declared {
+            Some(t) if t.permission.is_none() && actor.scope(&full.key, action).is_none() => "update",
+            _ => action,
+        };
         let backend = self.db.backend();
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        let row = fetch_row(&mut tx, backend, &object, id, false)
-            .await?
-            .ok_or_else(|| not_found(&object, id))?;
-        let old = decode_row(&object, &row, false)?;
+        let (row, _) = match declared {
+            Some(_) => locate(&mut tx, backend, &full, actor, id, grant_action, false).await?,
+            // An unknown action: reveal nothing about the record beyond what reading shows.
+            None => locate(&mut tx, backend, &full, actor, id, "read", false).await?,
+        };
+        let old = decode_row(&full, &row, false)?;
         let version = version_of(&old);
         if let Some(expected) = expected_version
             && expected != version
@@ -706,15 +806,6 @@ impl Engine {
             .unwrap_or(&machine.initial)
             .to_owned();
         let step = machine.transition(&current, action)?;
-        if let Some(permission) = &step.permission
-            && !actor.can(permission)
-        {
-            return Err(DomainError::Forbidden(Label {
-                zh: format!("没有执行“{}”的权限", step.label.zh),
-                en: format!("you may not '{}'", step.label.en),
-            })
-            .into());
-        }
         let remark = remark.map(str::trim).filter(|r| !r.is_empty());
         if step.remark_required && remark.is_none() {
             return Err(DomainError::Validation(FieldErrors::single(
@@ -729,7 +820,7 @@ impl Engine {
         }
         let now = now_utc();
         let mut sql = Sql::of(backend, "UPDATE ");
-        sql.ident(&object.table)
+        sql.ident(&full.table)
             .push(" SET ")
             .ident(&machine.field)
             .push(" = ")
@@ -756,7 +847,7 @@ impl Engine {
         history
             .bind(uuid::Uuid::now_v7().to_string())
             .push(", ")
-            .bind(object.key.as_str())
+            .bind(full.key.as_str())
             .push(", ")
             .bind(id)
             .push(", ")
@@ -772,37 +863,44 @@ impl Engine {
             .push(", ")
             .bind(now.as_str())
             .push(", ")
-            .bind(remark);
-        history.push(")");
+            .bind(remark)
+            .push(")");
         history.query().execute(&mut *tx).await?;
-        let row = fetch_row(&mut tx, backend, &object, id, false)
+        let row = fetch_row(&mut tx, backend, &full, id, false, None)
             .await?
-            .ok_or_else(|| not_found(&object, id))?;
-        let new = decode_row(&object, &row, false)?;
-        let changes = json!([{"field": machine.field, "old": current, "new": step.to, "action": action, "remark": remark}]);
+            .ok_or_else(|| not_found(&full, id))?;
+        let new = decode_row(&full, &row, false)?;
+        let changes =
+            json!([{"field": machine.field, "old": current, "new": step.to, "action": action, "remark": remark}]);
         audit::write(
             &mut tx,
             backend,
             actor,
-            &object.key,
+            &full.key,
             id,
             "transition",
-            title_of(&object, &new),
+            title_of(&full, &new),
             changes,
         )
         .await?;
-        for h in &self.hooks.for_object(&object.key) {
+        for h in &self.hooks.for_object(&full.key) {
             let mut ctx = HookCtx {
                 tx: &mut tx,
                 actor,
-                object: &object,
+                object: &full,
                 backend,
             };
             h.after_update(&mut ctx, &old, &new).await?;
         }
         tx.commit().await?;
-        Ok(new)
+        Ok(visible(&view, new))
     }
+}
+
+/// Keeps only the fields of the actor's view.
+fn visible(view: &ObjectDef, mut record: Record) -> Record {
+    record.retain(|k, _| view.field(k).is_some());
+    record
 }
 
 fn missing_record() -> FieldError {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use guanxi_testkit::TestDatabase;
+use guanxi_testkit::{TestClient, TestDatabase, sign_in};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_guanxi");
@@ -57,6 +57,42 @@ impl Server {
     }
 }
 
+fn run_with(dir: &Path, database_url: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run guanxi")
+}
+
+const ADMIN: &str = "ops_admin";
+const PASSWORD: &str = "Op!Admin#2026z";
+
+/// `guanxi create-admin` for the database in `dir` (or at `database_url`).
+fn create_admin(dir: &Path, database_url: Option<&str>) {
+    let out = run_with(
+        dir,
+        database_url,
+        &["create-admin", "--username", ADMIN, "--password", PASSWORD],
+    );
+    assert!(
+        out.status.success(),
+        "create-admin: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn admin_client(server: &Server) -> TestClient {
+    match sign_in(&server.base, ADMIN, PASSWORD).await {
+        Ok(c) => c,
+        Err(r) => panic!("sign-in failed: {}", r.text),
+    }
+}
+
 fn run(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
@@ -71,7 +107,7 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 fn help_lists_the_commands() {
     let out = Command::new(BIN).arg("--help").output().expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "migrate", "backup", "restore", "DATABASE_URL"] {
+    for word in ["serve", "migrate", "backup", "restore", "create-admin", "DATABASE_URL"] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
@@ -80,18 +116,12 @@ fn help_lists_the_commands() {
 async fn serve_with_no_configuration_keeps_its_data_in_an_sqlite_file() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(dir.path(), None);
-    let health = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .expect("get");
+    let health = reqwest::get(format!("{}/healthz", server.base)).await.expect("get");
     assert!(health.status().is_success());
     assert!(dir.path().join("data/guanxi.db").exists());
     server.terminate();
     let out = run(dir.path(), &["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("applied 0 migration"),
         "migrate is idempotent"
@@ -101,8 +131,9 @@ async fn serve_with_no_configuration_keeps_its_data_in_an_sqlite_file() {
 #[tokio::test]
 async fn backup_runs_online_and_restore_refuses_a_running_database() {
     let dir = tempfile::tempdir().expect("dir");
-    let client = reqwest::Client::new();
+    create_admin(dir.path(), None);
     let server = Server::start(dir.path(), None);
+    let client = admin_client(&server).await.client;
     let create = |name: &'static str| {
         let client = client.clone();
         let url = format!("{}/api/v1/records/customer", server.base);
@@ -147,6 +178,7 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
         String::from_utf8_lossy(&restored.stderr)
     );
     let server = Server::start(dir.path(), None);
+    let client = admin_client(&server).await.client;
     let list: serde_json::Value = client
         .get(format!("{}/api/v1/records/customer?sort=name", server.base))
         .send()
@@ -171,18 +203,17 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
 async fn kill_9_loses_no_acknowledged_create() {
     let db = TestDatabase::create().await.expect("database");
     let url = db.url.clone();
+    create_admin(db.dir.path(), Some(&url));
     let server = Server::start(db.dir.path(), Some(&url));
     let base = server.base.clone();
+    let signed_in = admin_client(&server).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut writers = Vec::new();
     for w in 0..4 {
         let tx = tx.clone();
         let url = format!("{base}/api/v1/records/customer");
+        let client = signed_in.client.clone();
         writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client");
             for i in 0.. {
                 let res = client
                     .post(&url)
@@ -218,7 +249,7 @@ async fn kill_9_loses_no_acknowledged_create() {
         acked.push(id);
     }
     let server = Server::start(db.dir.path(), Some(&url));
-    let client = reqwest::Client::new();
+    let client = admin_client(&server).await.client;
     let mut missing = Vec::new();
     for id in &acked {
         let r = client

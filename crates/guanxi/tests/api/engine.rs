@@ -52,29 +52,20 @@ async fn the_customer_lifecycle_allows_only_declared_transitions_and_records_the
     let c = app.create("customer", customer("流程客户")).await;
     let base = format!("/api/v1/records/customer/{}", s(&c, "id"));
     let signed = app
-        .post(
-            &format!("{base}/transitions/sign"),
-            &json!({"remark": "合同已签"}),
-        )
+        .post(&format!("{base}/transitions/sign"), &json!({"remark": "合同已签"}))
         .await;
     assert_eq!(signed.status, StatusCode::OK, "{}", signed.text);
     assert_eq!(signed.data()["status"], "active");
     assert_eq!(signed.data()["version"], 2);
 
-    let again = app
-        .post(&format!("{base}/transitions/sign"), &json!({}))
-        .await;
+    let again = app.post(&format!("{base}/transitions/sign"), &json!({})).await;
     assert_eq!(
         (again.status, again.code()),
         (StatusCode::CONFLICT, "invalid_transition")
     );
-    let unknown = app
-        .post(&format!("{base}/transitions/teleport"), &json!({}))
-        .await;
+    let unknown = app.post(&format!("{base}/transitions/teleport"), &json!({})).await;
     assert_eq!(unknown.code(), "invalid_transition");
-    let no_reason = app
-        .post(&format!("{base}/transitions/mark_lost"), &json!({}))
-        .await;
+    let no_reason = app.post(&format!("{base}/transitions/mark_lost"), &json!({})).await;
     assert_eq!(
         no_reason.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -87,9 +78,7 @@ async fn the_customer_lifecycle_allows_only_declared_transitions_and_records_the
         )
         .await;
     assert_eq!(stale.code(), "version_conflict");
-    let direct = app
-        .patch(&base, &json!({"version": 2, "status": "lost"}))
-        .await;
+    let direct = app.patch(&base, &json!({"version": 2, "status": "lost"})).await;
     assert_eq!(
         direct.body["error"]["field_codes"]["status"][0], "read_only",
         "states change only by transitions"
@@ -115,7 +104,7 @@ async fn the_customer_lifecycle_allows_only_declared_transitions_and_records_the
         (Some("prospect"), Some("active"))
     );
     assert_eq!(rows[0]["remark"], "合同已签");
-    assert_eq!(rows[0]["actor_name"], "系统");
+    assert_eq!(rows[0]["actor_name"], "测试管理员");
     assert_eq!(rows[1]["action"], "make_dormant");
 }
 
@@ -123,19 +112,22 @@ async fn the_customer_lifecycle_allows_only_declared_transitions_and_records_the
 async fn a_transition_that_needs_a_permission_is_refused_without_it() {
     let app = spawn_app().await;
     let c = app.create("customer", customer("权限客户")).await;
-    let mut clerk = Actor::system();
-    clerk.id = "clerk".into();
-    clerk.permissions = BTreeSet::from(["customer.sign".to_owned()]);
+    let mut grants = guanxi_core::access::Grants::new();
+    let customer_grants = grants.entry("customer".into()).or_default();
+    customer_grants.insert("read".into(), guanxi_core::access::Scope::All);
+    customer_grants.insert("sign".into(), guanxi_core::access::Scope::All);
+    let clerk = Actor {
+        id: "clerk".into(),
+        name: "柜员".into(),
+        department_id: None,
+        access: Some(Arc::new(guanxi_core::access::Access {
+            grants,
+            ..Default::default()
+        })),
+    };
     let engine = &app.state.engine;
     let err = engine
-        .transition(
-            &clerk,
-            "customer",
-            s(&c, "id"),
-            "mark_lost",
-            Some("价格"),
-            None,
-        )
+        .transition(&clerk, "customer", s(&c, "id"), "mark_lost", Some("价格"), None)
         .await;
     assert!(
         matches!(err, Err(StoreError::Domain(DomainError::Forbidden(_)))),
@@ -145,30 +137,26 @@ async fn a_transition_that_needs_a_permission_is_refused_without_it() {
         .transition(&clerk, "customer", s(&c, "id"), "sign", None, None)
         .await;
     assert!(ok.is_ok());
-    let after = app
-        .get(&format!("/api/v1/records/customer/{}", s(&c, "id")))
-        .await;
+    let after = app.get(&format!("/api/v1/records/customer/{}", s(&c, "id"))).await;
     assert_eq!(after.data()["status"], "active");
     assert_eq!(after.data()["updated_by"], "clerk");
 }
 
 async fn add_field(app: &TestApp, body: Json) -> guanxi_testkit::Reply {
-    app.post("/api/v1/meta/objects/customer/fields", &body)
-        .await
+    app.post("/api/v1/meta/objects/customer/fields", &body).await
 }
 
 #[tokio::test]
 async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted() {
     let app = spawn_app().await;
-    let r = add_field(&app, json!({"key": "cf_wechat", "label": {"zh": "微信号", "en": "WeChat"}, "type": "text", "max_len": 20})).await;
+    let r = add_field(
+        &app,
+        json!({"key": "cf_wechat", "label": {"zh": "微信号", "en": "WeChat"}, "type": "text", "max_len": 20}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = add_field(&app, json!({"key": "score", "label": {"zh": "评分", "en": "Score"}, "type": "integer", "min": 0, "max": 100, "required": true})).await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "the cf_ prefix is added: {}",
-        r.text
-    );
+    assert_eq!(r.status, StatusCode::CREATED, "the cf_ prefix is added: {}", r.text);
     assert_eq!(r.data()["key"], "cf_score");
     add_field(&app, json!({"key": "cf_region", "label": {"zh": "大区", "en": "Region"}, "type": "select", "dict": "customer_level"})).await;
 
@@ -179,23 +167,15 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
         .flatten()
         .filter_map(|f| f["key"].as_str())
         .collect();
-    assert!(
-        keys.ends_with(&["cf_wechat", "cf_score", "cf_region"]),
-        "{keys:?}"
-    );
+    assert!(keys.ends_with(&["cf_wechat", "cf_score", "cf_region"]), "{keys:?}");
     assert!(
         meta.data()["operators"]["cf_score"]
             .as_array()
             .is_some_and(|o| o.contains(&json!("between")))
     );
 
-    let missing = app
-        .post("/api/v1/records/customer", &json!({"name": "无评分"}))
-        .await;
-    assert_eq!(
-        missing.body["error"]["field_codes"]["cf_score"][0],
-        "required"
-    );
+    let missing = app.post("/api/v1/records/customer", &json!({"name": "无评分"})).await;
+    assert_eq!(missing.body["error"]["field_codes"]["cf_score"][0], "required");
     let bad = app
         .post(
             "/api/v1/records/customer",
@@ -209,11 +189,7 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
             codes["cf_wechat"][0].as_str(),
             codes["cf_region"][0].as_str()
         ),
-        (
-            Some("out_of_range"),
-            Some("invalid_type"),
-            Some("invalid_option")
-        )
+        (Some("out_of_range"), Some("invalid_type"), Some("invalid_option"))
     );
 
     for (name, score, wechat) in [("甲", 90, "wx_a"), ("乙", 60, "wx_b"), ("丙", 75, "wx_c")] {
@@ -248,9 +224,7 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
 
     let c = &list.data()[0];
     let path = format!("/api/v1/records/customer/{}", s(c, "id"));
-    let updated = app
-        .patch(&path, &json!({"version": 1, "cf_score": 95}))
-        .await;
+    let updated = app.patch(&path, &json!({"version": 1, "cf_score": 95})).await;
     assert_eq!(updated.data()["cf_score"], 95);
     let history = app.get(&format!("{path}/history")).await;
     assert_eq!(
@@ -259,15 +233,11 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
     );
 
     assert_eq!(
-        app.delete("/api/v1/meta/objects/customer/fields/cf_score")
-            .await
-            .status,
+        app.delete("/api/v1/meta/objects/customer/fields/cf_score").await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.delete("/api/v1/meta/objects/customer/fields/name")
-            .await
-            .status,
+        app.delete("/api/v1/meta/objects/customer/fields/name").await.status,
         StatusCode::CONFLICT
     );
     let after = app.get(&path).await;
@@ -303,17 +273,8 @@ async fn bad_custom_field_definitions_are_refused() {
         ),
     ] {
         let r = add_field(&app, body.clone()).await;
-        assert_eq!(
-            r.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {}",
-            r.text
-        );
-        assert!(
-            r.body["error"]["field_codes"][field].is_array(),
-            "{body}: {}",
-            r.text
-        );
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text);
+        assert!(r.body["error"]["field_codes"][field].is_array(), "{body}: {}", r.text);
     }
     let wrong_type = add_field(
         &app,
@@ -337,9 +298,7 @@ async fn bad_custom_field_definitions_are_refused() {
 #[tokio::test]
 async fn the_department_tree_refuses_cycles_and_deleting_a_parent() {
     let app = spawn_app().await;
-    let hq = app
-        .create("department", json!({"name": "总部", "code": "HQ"}))
-        .await;
+    let hq = app.create("department", json!({"name": "总部", "code": "HQ"})).await;
     let branch = app
         .create(
             "department",
@@ -347,10 +306,7 @@ async fn the_department_tree_refuses_cycles_and_deleting_a_parent() {
         )
         .await;
     let office = app
-        .create(
-            "department",
-            json!({"name": "北京办事处", "parent_id": branch["id"]}),
-        )
+        .create("department", json!({"name": "北京办事处", "parent_id": branch["id"]}))
         .await;
     let cycle = app
         .patch(
@@ -408,8 +364,7 @@ impl RecordHooks for WelcomeHooks {
             .find(|(k, _)| k == "name")
             .map(|(_, v)| v.to_json())
             .unwrap_or_default();
-        ctx.enqueue_job("test.welcome", &json!({"name": name}))
-            .await?;
+        ctx.enqueue_job("test.welcome", &json!({"name": name})).await?;
         Ok(())
     }
 
@@ -462,44 +417,27 @@ fn welcome_app_options(runs: Arc<AtomicUsize>, fail_times: usize) -> AppOptions 
     hooks.register("customer", Arc::new(WelcomeHooks));
     AppOptions {
         hooks,
-        jobs: vec![(
-            "test.welcome".into(),
-            Arc::new(FlakyJob { runs, fail_times }),
-        )],
+        jobs: vec![("test.welcome".into(), Arc::new(FlakyJob { runs, fail_times }))],
     }
 }
 
 #[tokio::test]
 async fn hooks_and_their_jobs_commit_or_roll_back_with_the_change() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let app = spawn_app_with(welcome_app_options(runs.clone(), 2), |c| {
-        c.job_retry_base_ms = 5
-    })
-    .await;
+    let app = spawn_app_with(welcome_app_options(runs.clone(), 2), |c| c.job_retry_base_ms = 5).await;
     let c = app.create("customer", customer("欢迎客户")).await;
-    assert_eq!(
-        c["remark"], "由欢迎钩子创建",
-        "before_create may add values"
-    );
+    assert_eq!(c["remark"], "由欢迎钩子创建", "before_create may add values");
     let ids = job_ids(&app).await;
     assert_eq!(ids.len(), 1);
     let job = wait_for_job(&app, &ids[0], "done").await;
-    assert_eq!(
-        job["attempts"], 3,
-        "failed twice, retried with backoff, then succeeded"
-    );
+    assert_eq!(job["attempts"], 3, "failed twice, retried with backoff, then succeeded");
     assert_eq!(job["result"], json!({"welcomed": "欢迎客户"}));
     assert_eq!(
-        (
-            job["progress_done"].as_i64(),
-            job["progress_total"].as_i64()
-        ),
+        (job["progress_done"].as_i64(), job["progress_total"].as_i64()),
         (Some(10), Some(10))
     );
 
-    let boom = app
-        .post("/api/v1/records/customer", &customer("boom"))
-        .await;
+    let boom = app.post("/api/v1/records/customer", &customer("boom")).await;
     assert_eq!(boom.status, StatusCode::CONFLICT);
     assert_eq!(
         job_ids(&app).await.len(),
@@ -508,9 +446,7 @@ async fn hooks_and_their_jobs_commit_or_roll_back_with_the_change() {
     );
     let f = urlencode(r#"{"field":"name","op":"eq","value":"boom"}"#);
     assert_eq!(
-        app.get(&format!("/api/v1/records/customer?filter={f}"))
-            .await
-            .body["meta"]["total"],
+        app.get(&format!("/api/v1/records/customer?filter={f}")).await.body["meta"]["total"],
         0
     );
     let audit = app.get("/api/v1/audit?object=customer").await;
@@ -538,9 +474,7 @@ async fn a_job_that_keeps_failing_stops_after_its_attempts() {
             .is_some_and(|e| e.contains("transient failure"))
     );
     assert_eq!(runs.load(Ordering::SeqCst), 5);
-    let missing = app
-        .get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7()))
-        .await;
+    let missing = app.get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let unique: HashSet<String> = ids.into_iter().collect();
     assert_eq!(unique.len(), 1);

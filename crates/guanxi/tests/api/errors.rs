@@ -115,33 +115,17 @@ async fn messages_follow_accept_language() {
 #[tokio::test]
 async fn unknown_objects_records_and_routes_are_404s_with_codes() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.get("/api/v1/records/spaceship").await.code(),
-        "unknown_object"
-    );
+    assert_eq!(app.get("/api/v1/records/spaceship").await.code(), "unknown_object");
     let missing = app
-        .get(&format!(
-            "/api/v1/records/customer/{}",
-            uuid::Uuid::now_v7()
-        ))
+        .get(&format!("/api/v1/records/customer/{}", uuid::Uuid::now_v7()))
         .await;
-    assert_eq!(
-        (missing.status, missing.code()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "not_found"));
     let garbage = app.get("/api/v1/records/customer/1%27%20or%201=1").await;
     assert_eq!(garbage.status, StatusCode::NOT_FOUND);
     let route = app.get("/api/v1/nothing-here").await;
-    assert_eq!(
-        (route.status, route.code()),
-        (StatusCode::NOT_FOUND, "route_not_found")
-    );
+    assert_eq!((route.status, route.code()), (StatusCode::NOT_FOUND, "route_not_found"));
     let method = app
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/records/customer",
-            Some(&json!({})),
-        )
+        .send(reqwest::Method::PUT, "/api/v1/records/customer", Some(&json!({})))
         .await;
     assert_eq!(
         (method.status, method.code()),
@@ -167,14 +151,8 @@ async fn oversize_bodies_are_refused_with_413() {
 async fn filters_and_sorts_on_unknown_or_unsortable_fields_are_422() {
     let app = spawn_app().await;
     for query in [
-        format!(
-            "filter={}",
-            urlencode(r#"{"field":"nope","op":"eq","value":1}"#)
-        ),
-        format!(
-            "filter={}",
-            urlencode(r#"{"field":"name","op":"like","value":"%"}"#)
-        ),
+        format!("filter={}", urlencode(r#"{"field":"nope","op":"eq","value":1}"#)),
+        format!("filter={}", urlencode(r#"{"field":"name","op":"like","value":"%"}"#)),
         format!(
             "filter={}",
             urlencode(r#"{"field":"employee_count","op":"gt","value":"1; drop table customers"}"#)
@@ -189,12 +167,7 @@ async fn filters_and_sorts_on_unknown_or_unsortable_fields_are_422() {
         "colour=red".to_owned(),
     ] {
         let r = app.get(&format!("/api/v1/records/customer?{query}")).await;
-        assert_eq!(
-            r.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{query}: {}",
-            r.text
-        );
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {}", r.text);
         assert_eq!(r.code(), "invalid_query", "{query}");
     }
 }
@@ -212,26 +185,15 @@ async fn sql_in_values_is_stored_and_matched_as_plain_text() {
         evil.replace('"', "\\\"")
     );
     let r = app
-        .get(&format!(
-            "/api/v1/records/customer?filter={}",
-            urlencode(&filter)
-        ))
+        .get(&format!("/api/v1/records/customer?filter={}", urlencode(&filter)))
         .await;
     assert_eq!(r.body["meta"]["total"], 1, "{}", r.text);
     assert_eq!(r.data()[0]["id"], c["id"]);
     let q = app
-        .get(&format!(
-            "/api/v1/records/customer?q={}",
-            urlencode("' or 1=1 --")
-        ))
+        .get(&format!("/api/v1/records/customer?q={}", urlencode("' or 1=1 --")))
         .await;
-    assert_eq!(
-        q.body["meta"]["total"], 0,
-        "search text is a value, not SQL"
-    );
-    let pct = app
-        .get(&format!("/api/v1/records/customer?q={}", urlencode("%")))
-        .await;
+    assert_eq!(q.body["meta"]["total"], 0, "search text is a value, not SQL");
+    let pct = app.get(&format!("/api/v1/records/customer?q={}", urlencode("%"))).await;
     assert_eq!(
         pct.body["meta"]["total"], 0,
         "LIKE wildcards in search text are literal"

@@ -27,11 +27,7 @@ async fn names(app: &TestApp, query: &str) -> Vec<String> {
     assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
     r.data()
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -47,47 +43,25 @@ async fn each_operator_selects_the_right_records() {
         let app = &app;
         async move { names(app, &format!("{q}&sort=name")).await.len() }
     };
-    let f = |field: &str, op: &str, value: Json| {
-        filter(json!({"field": field, "op": op, "value": value}))
-    };
+    let f = |field: &str, op: &str, value: Json| filter(json!({"field": field, "op": op, "value": value}));
     assert_eq!(count(f("level", "eq", json!("A"))).await, 2);
     assert_eq!(count(f("level", "ne", json!("A"))).await, 3);
     assert_eq!(
-        count(f(
-            "customer_type",
-            "in",
-            json!(["individual", "government"])
-        ))
-        .await,
+        count(f("customer_type", "in", json!(["individual", "government"]))).await,
         2
     );
-    assert_eq!(
-        count(f("name", "contains", json!("平"))).await,
-        2,
-        "Chinese substring"
-    );
+    assert_eq!(count(f("name", "contains", json!("平"))).await, 2, "Chinese substring");
     assert_eq!(count(f("name", "starts_with", json!("北京"))).await, 1);
     assert_eq!(count(f("employee_count", "gt", json!(300))).await, 2);
     assert_eq!(count(f("employee_count", "gte", json!(300))).await, 3);
     assert_eq!(count(f("employee_count", "lt", json!(300))).await, 1);
-    assert_eq!(
-        count(f("employee_count", "between", json!([100, 800]))).await,
-        3
-    );
+    assert_eq!(count(f("employee_count", "between", json!([100, 800]))).await, 3);
     assert_eq!(count(f("employee_count", "is_empty", json!(true))).await, 1);
     assert_eq!(
-        count(f(
-            "established_on",
-            "between",
-            json!(["2010-01-01", "2016-12-31"])
-        ))
-        .await,
+        count(f("established_on", "between", json!(["2010-01-01", "2016-12-31"]))).await,
         2
     );
-    assert_eq!(
-        count(f("established_on", "lte", json!("2008-06-18"))).await,
-        2
-    );
+    assert_eq!(count(f("established_on", "lte", json!("2008-06-18"))).await, 2);
     assert_eq!(count(f("tags", "contains", json!("vip"))).await, 1);
     assert_eq!(count(f("tags", "is_empty", json!(false))).await, 2);
     assert_eq!(count(f("is_key_account", "eq", json!(true))).await, 1);
@@ -99,10 +73,7 @@ async fn each_operator_selects_the_right_records() {
     assert_eq!(count(f("registered_capital", "gte", json!(1))).await, 1);
     let today = guanxi_core::time_fmt::format_date(guanxi_core::time_fmt::today_shanghai());
     assert_eq!(count(f("created_at", "gte", json!("2000-01-01"))).await, 5);
-    assert_eq!(
-        count(f("created_at", "lt", json!("2000-01-01T00:00:00Z"))).await,
-        0
-    );
+    assert_eq!(count(f("created_at", "lt", json!("2000-01-01T00:00:00Z"))).await, 0);
     assert!(!today.is_empty());
 }
 
@@ -171,13 +142,7 @@ async fn cursor_pages_visit_every_record_once_even_with_ties_and_empty_values() 
         }
         app.create("customer", body).await;
     }
-    for sort in [
-        "-id",
-        "level,-employee_count",
-        "employee_count",
-        "-name",
-        "level",
-    ] {
+    for sort in ["-id", "level,-employee_count", "employee_count", "-name", "level"] {
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         let mut pages = 0;
@@ -210,19 +175,11 @@ async fn cursor_pages_visit_every_record_once_even_with_ties_and_empty_values() 
         .unwrap_or_default()
         .to_owned();
     let mixed = app
-        .get(&format!(
-            "/api/v1/records/customer?sort=-name&cursor={cursor}"
-        ))
+        .get(&format!("/api/v1/records/customer?sort=-name&cursor={cursor}"))
         .await;
-    assert_eq!(
-        mixed.code(),
-        "invalid_query",
-        "a cursor only works with its own sort"
-    );
+    assert_eq!(mixed.code(), "invalid_query", "a cursor only works with its own sort");
     let both = app
-        .get(&format!(
-            "/api/v1/records/customer?sort=name&cursor={cursor}&page=2"
-        ))
+        .get(&format!("/api/v1/records/customer?sort=name&cursor={cursor}&page=2"))
         .await;
     assert_eq!(both.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -237,25 +194,18 @@ async fn page_numbers_totals_field_selection_and_quick_search_work() {
 
     let none = app.get("/api/v1/records/customer?total=none").await;
     assert!(none.body["meta"]["total"].is_null());
-    let exact = app
-        .get("/api/v1/records/customer?total=exact&limit=1")
-        .await;
+    let exact = app.get("/api/v1/records/customer?total=exact&limit=1").await;
     assert_eq!(exact.body["meta"]["total"], 5);
     assert_eq!(exact.body["meta"]["total_exact"], true);
 
-    let fields = app
-        .get("/api/v1/records/customer?fields=name,city&limit=1")
-        .await;
+    let fields = app.get("/api/v1/records/customer?fields=name,city&limit=1").await;
     let keys: Vec<&String> = fields.data()[0]
         .as_object()
         .map(|o| o.keys().collect())
         .unwrap_or_default();
     assert_eq!(keys.len(), 4, "{keys:?}");
 
-    assert_eq!(
-        names(&app, &format!("q={}", urlencode("华信"))).await,
-        ["北京华信科技"]
-    );
+    assert_eq!(names(&app, &format!("q={}", urlencode("华信"))).await, ["北京华信科技"]);
     let by_number = names(&app, "q=CM000002").await;
     assert_eq!(by_number, ["平煤物流有限公司"]);
 }

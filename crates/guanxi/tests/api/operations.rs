@@ -7,15 +7,9 @@ use reqwest::StatusCode;
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     let h = app.get("/healthz").await;
-    assert_eq!(
-        (h.status, h.body["status"].as_str()),
-        (StatusCode::OK, Some("ok"))
-    );
+    assert_eq!((h.status, h.body["status"].as_str()), (StatusCode::OK, Some("ok")));
     let r = app.get("/readyz").await;
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (StatusCode::OK, Some("ready"))
-    );
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
 }
 
 #[tokio::test]
@@ -65,7 +59,7 @@ async fn metadata_describes_objects_fields_workflows_and_dictionaries() {
         .flatten()
         .filter_map(|o| o["key"].as_str())
         .collect();
-    assert_eq!(keys, ["department", "customer", "contact"]);
+    assert_eq!(keys, ["department", "user", "role", "customer", "contact"]);
     let customer = app.get("/api/v1/meta/objects/customer").await;
     let d = customer.data();
     assert_eq!(d["label"]["zh"], "客户");
@@ -98,10 +92,7 @@ async fn metadata_describes_objects_fields_workflows_and_dictionaries() {
         app.get("/api/v1/meta/dictionaries/nope").await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        app.get("/api/v1/meta/objects/nope").await.code(),
-        "unknown_object"
-    );
+    assert_eq!(app.get("/api/v1/meta/objects/nope").await.code(), "unknown_object");
 }
 
 #[tokio::test]

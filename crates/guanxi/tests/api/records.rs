@@ -41,10 +41,7 @@ async fn a_new_customer_gets_a_number_its_initial_state_and_version_one() {
         "13812345678",
         "mobile numbers are stored without +86 and spaces"
     );
-    assert_eq!(
-        c["registered_capital"],
-        json!({"amount": 500000000, "currency": "CNY"})
-    );
+    assert_eq!(c["registered_capital"], json!({"amount": 500000000, "currency": "CNY"}));
     assert_eq!(c["is_key_account"], true);
     assert_eq!(
         s(&c, "last_contacted_at"),
@@ -54,15 +51,9 @@ async fn a_new_customer_gets_a_number_its_initial_state_and_version_one() {
     assert_eq!(c["tags"], json!(["vip", "strategic"]));
     assert_eq!(c["extra"]["wechat"], "zpny2008");
 
-    let again = app
-        .get(&format!("/api/v1/records/customer/{}", s(&c, "id")))
-        .await;
+    let again = app.get(&format!("/api/v1/records/customer/{}", s(&c, "id"))).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(
-        again.data(),
-        &c,
-        "reading returns exactly what create returned"
-    );
+    assert_eq!(again.data(), &c, "reading returns exactly what create returned");
 
     let second = app.create("customer", customer("第二家")).await;
     assert_eq!(s(&second, "number"), "CM000002");
@@ -74,10 +65,7 @@ async fn an_update_changes_only_the_given_fields_and_bumps_the_version() {
     let c = app.create("customer", customer("北京华信")).await;
     let path = format!("/api/v1/records/customer/{}", s(&c, "id"));
     let r = app
-        .patch(
-            &path,
-            &json!({"version": 1, "city": "北京市", "level": "B"}),
-        )
+        .patch(&path, &json!({"version": 1, "city": "北京市", "level": "B"}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.data()["version"], 2);
@@ -85,9 +73,7 @@ async fn an_update_changes_only_the_given_fields_and_bumps_the_version() {
     assert_eq!(r.data()["name"], "北京华信");
 
     // An update that changes nothing keeps the version.
-    let same = app
-        .patch(&path, &json!({"version": 2, "city": "北京市"}))
-        .await;
+    let same = app.patch(&path, &json!({"version": 2, "city": "北京市"})).await;
     assert_eq!(same.data()["version"], 2);
 
     // The version may come in If-Match instead of the body.
@@ -107,14 +93,10 @@ async fn a_stale_version_is_refused_with_409_and_changes_nothing() {
     let c = app.create("customer", customer("上海申达")).await;
     let path = format!("/api/v1/records/customer/{}", s(&c, "id"));
     assert_eq!(
-        app.patch(&path, &json!({"version": 1, "city": "上海市"}))
-            .await
-            .status,
+        app.patch(&path, &json!({"version": 1, "city": "上海市"})).await.status,
         StatusCode::OK
     );
-    let stale = app
-        .patch(&path, &json!({"version": 1, "city": "杭州市"}))
-        .await;
+    let stale = app.patch(&path, &json!({"version": 1, "city": "杭州市"})).await;
     assert_eq!(stale.status, StatusCode::CONFLICT);
     assert_eq!(stale.code(), "version_conflict");
     let now = app.get(&path).await;
@@ -177,7 +159,7 @@ async fn deleted_records_go_to_the_recycle_bin_and_can_be_restored_or_purged() {
     assert_eq!(list.body["meta"]["total"], 0);
     let bin = app.get("/api/v1/records/customer/recycle-bin").await;
     assert_eq!(bin.data()[0]["id"], id.as_str());
-    assert_eq!(bin.data()[0]["deleted_by"], "system");
+    assert_eq!(bin.data()[0]["deleted_by"].as_str(), app.user_id.as_deref());
     assert_eq!(
         app.delete(&path).await.status,
         StatusCode::NOT_FOUND,
@@ -188,23 +170,17 @@ async fn deleted_records_go_to_the_recycle_bin_and_can_be_restored_or_purged() {
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.text);
     assert_eq!(app.get(&path).await.status, StatusCode::OK);
 
-    let live_purge = app
-        .delete(&format!("/api/v1/records/customer/recycle-bin/{id}"))
-        .await;
+    let live_purge = app.delete(&format!("/api/v1/records/customer/recycle-bin/{id}")).await;
     assert_eq!(
         live_purge.status,
         StatusCode::CONFLICT,
         "only deleted records can be purged"
     );
     app.delete(&path).await;
-    let purge = app
-        .delete(&format!("/api/v1/records/customer/recycle-bin/{id}"))
-        .await;
+    let purge = app.delete(&format!("/api/v1/records/customer/recycle-bin/{id}")).await;
     assert_eq!(purge.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.post(&format!("{path}/restore"), &json!({}))
-            .await
-            .status,
+        app.post(&format!("{path}/restore"), &json!({})).await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -229,7 +205,10 @@ async fn relations_must_point_at_live_records_and_referenced_records_cannot_be_p
     let c = app.create("customer", customer("关系客户")).await;
     let cid = s(&c, "id").to_owned();
     let contact = app
-        .create("contact", json!({"customer_id": cid, "name": "张伟", "mobile": "13900001111", "birthday": "1985-03-08"}))
+        .create(
+            "contact",
+            json!({"customer_id": cid, "name": "张伟", "mobile": "13900001111", "birthday": "1985-03-08"}),
+        )
         .await;
     assert_eq!(contact["customer_id"], cid.as_str());
 
@@ -240,17 +219,11 @@ async fn relations_must_point_at_live_records_and_referenced_records_cannot_be_p
         )
         .await;
     assert_eq!(ghost.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        ghost.body["error"]["field_codes"]["customer_id"][0],
-        "not_found"
-    );
+    assert_eq!(ghost.body["error"]["field_codes"]["customer_id"][0], "not_found");
 
     app.delete(&format!("/api/v1/records/customer/{cid}")).await;
     let to_deleted = app
-        .post(
-            "/api/v1/records/contact",
-            &json!({"customer_id": cid, "name": "王芳"}),
-        )
+        .post("/api/v1/records/contact", &json!({"customer_id": cid, "name": "王芳"}))
         .await;
     assert_eq!(
         to_deleted.status,
@@ -258,16 +231,11 @@ async fn relations_must_point_at_live_records_and_referenced_records_cannot_be_p
         "a deleted customer cannot be chosen"
     );
 
-    let purge = app
-        .delete(&format!("/api/v1/records/customer/recycle-bin/{cid}"))
-        .await;
+    let purge = app.delete(&format!("/api/v1/records/customer/recycle-bin/{cid}")).await;
     assert_eq!(purge.status, StatusCode::CONFLICT, "{}", purge.text);
     assert_eq!(purge.code(), "conflict");
     let bin = app.get("/api/v1/records/customer/recycle-bin").await;
-    assert_eq!(
-        bin.body["meta"]["total"], 1,
-        "the refused purge changed nothing"
-    );
+    assert_eq!(bin.body["meta"]["total"], 1, "the refused purge changed nothing");
 }
 
 #[tokio::test]
@@ -284,20 +252,13 @@ async fn unique_values_are_checked_among_live_records_and_on_restore() {
         )
         .await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        dup.body["error"]["field_codes"]["credit_code"][0],
-        "duplicate"
-    );
+    assert_eq!(dup.body["error"]["field_codes"]["credit_code"][0], "duplicate");
 
-    app.delete(&format!("/api/v1/records/customer/{}", s(&a, "id")))
-        .await;
+    app.delete(&format!("/api/v1/records/customer/{}", s(&a, "id"))).await;
     app.create("customer", json!({"name": "乙公司", "credit_code": code}))
         .await;
     let restore = app
-        .post(
-            &format!("/api/v1/records/customer/{}/restore", s(&a, "id")),
-            &json!({}),
-        )
+        .post(&format!("/api/v1/records/customer/{}/restore", s(&a, "id")), &json!({}))
         .await;
     assert_eq!(
         restore.status,
@@ -311,13 +272,7 @@ async fn bulk_changes_are_all_or_nothing() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            s(
-                &app.create("customer", customer(&format!("批量{i}"))).await,
-                "id",
-            )
-            .to_owned(),
-        );
+        ids.push(s(&app.create("customer", customer(&format!("批量{i}"))).await, "id").to_owned());
     }
     let mut with_ghost = ids.clone();
     with_ghost.push(uuid::Uuid::now_v7().to_string());
@@ -330,10 +285,7 @@ async fn bulk_changes_are_all_or_nothing() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
     let filter = r#"{"field":"level","op":"eq","value":"A"}"#;
     let none = app
-        .get(&format!(
-            "/api/v1/records/customer?filter={}",
-            urlencode(filter)
-        ))
+        .get(&format!("/api/v1/records/customer?filter={}", urlencode(filter)))
         .await;
     assert_eq!(none.body["meta"]["total"], 0, "nothing was changed");
 
@@ -353,24 +305,15 @@ async fn bulk_changes_are_all_or_nothing() {
         .await;
     assert_eq!(ok.data()["affected"], 5, "{}", ok.text);
     let all = app
-        .get(&format!(
-            "/api/v1/records/customer?filter={}",
-            urlencode(filter)
-        ))
+        .get(&format!("/api/v1/records/customer?filter={}", urlencode(filter)))
         .await;
     assert_eq!(all.body["meta"]["total"], 5);
 
     let del = app
-        .post(
-            "/api/v1/records/customer/bulk-delete",
-            &json!({"ids": &ids[..3]}),
-        )
+        .post("/api/v1/records/customer/bulk-delete", &json!({"ids": &ids[..3]}))
         .await;
     assert_eq!(del.data()["affected"], 3);
-    assert_eq!(
-        app.get("/api/v1/records/customer").await.body["meta"]["total"],
-        2
-    );
+    assert_eq!(app.get("/api/v1/records/customer").await.body["meta"]["total"], 2);
     let empty = app
         .post("/api/v1/records/customer/bulk-delete", &json!({"ids": []}))
         .await;
@@ -380,20 +323,15 @@ async fn bulk_changes_are_all_or_nothing() {
 #[tokio::test]
 async fn every_change_is_in_the_field_history_with_old_and_new_values() {
     let app = spawn_app().await;
-    let c = app
-        .create("customer", json!({"name": "审计客户", "level": "C"}))
-        .await;
+    let c = app.create("customer", json!({"name": "审计客户", "level": "C"})).await;
     let path = format!("/api/v1/records/customer/{}", s(&c, "id"));
-    app.patch(
-        &path,
-        &json!({"version": 1, "level": "A", "city": "广州市"}),
-    )
-    .await;
+    app.patch(&path, &json!({"version": 1, "level": "A", "city": "广州市"}))
+        .await;
     let h = app.get(&format!("{path}/history")).await;
     let entries = h.data().as_array().cloned().unwrap_or_default();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["action"], "create");
-    assert_eq!(entries[0]["actor_id"], "system");
+    assert_eq!(entries[0]["actor_id"].as_str(), app.user_id.as_deref());
     let update = &entries[1];
     assert_eq!(update["action"], "update");
     assert_eq!(update["title"], "审计客户");

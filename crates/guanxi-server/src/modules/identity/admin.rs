@@ -1,0 +1,182 @@
+//! Administration around identity: the login log, setting a user's password (which the user
+//! must change at next sign-in), system parameters, and the log retention clean-up.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use guanxi_core::DomainError;
+use guanxi_core::time_fmt::format_utc;
+use guanxi_store::identity::{self, LoginLogQuery};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+use time::OffsetDateTime;
+
+use super::auth::check_new_password;
+use super::secrets::hash_password;
+use super::session::require_permission;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, CurrentActor};
+use crate::routes::data;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/logs/logins", get(login_log))
+        .route("/api/v1/admin/users/{id}/password", post(set_user_password))
+        .route("/api/v1/admin/settings", get(get_settings).patch(update_settings))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginLogParams {
+    user_id: Option<String>,
+    login: Option<String>,
+    /// success, failure or challenge
+    result: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The login log (time, user, IP, user agent, result, reason). Needs `audit.read`.
+async fn login_log(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiQuery(p): ApiQuery<LoginLogParams>,
+) -> ApiResult<impl IntoResponse> {
+    require_permission(&actor, "audit.read")?;
+    let normalise = |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
+    let q = LoginLogQuery {
+        user_id: p.user_id,
+        login: p.login,
+        result: p.result,
+        from: normalise(p.from),
+        to: normalise(p.to),
+        before: p.before,
+        limit: p.limit.unwrap_or(50),
+    };
+    Ok(data(identity::login_log(&state.db, &q).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordBody {
+    password: String,
+}
+
+/// Sets a user's password (for new accounts and forgotten passwords). The user must change it
+/// at the next sign-in, and every session of the user ends.
+async fn set_user_password(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetPasswordBody>,
+) -> ApiResult<StatusCode> {
+    require_permission(&actor, "user.manage")?;
+    state.engine.get(&actor, "user", &id, false).await?;
+    let user = identity::find_user(&state.db, &id)
+        .await?
+        .ok_or(DomainError::NotFound {
+            object: "user".into(),
+            id: id.clone(),
+        })?;
+    let history = check_new_password(&state, &user, &body.password, "password").await?;
+    let hash = hash_password(body.password).await.map_err(ApiError::internal)?;
+    identity::set_password(&state.db, &id, &hash, &history, state.config.auth.password.history).await?;
+    // An administrator-chosen password is temporary: expire it now.
+    let mut sql = guanxi_store::sql::Sql::of(
+        state.db.backend(),
+        "UPDATE users SET password_changed_at = NULL WHERE id = ",
+    );
+    sql.bind(id.as_str());
+    sql.query()
+        .execute(state.db.writer())
+        .await
+        .map_err(guanxi_store::StoreError::from)?;
+    identity::end_user_sessions(&state.db, &id, None).await?;
+    state.identity.actors.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parameters an administrator may change at run time, with their kinds.
+const SETTINGS: &[(&str, &str)] = &[
+    ("company_name", "text"),
+    ("time_zone", "text"),
+    ("export_max_rows", "integer"),
+    ("sla_default_hours", "integer"),
+    ("announcement", "text"),
+];
+
+async fn get_settings(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+) -> ApiResult<impl IntoResponse> {
+    require_permission(&actor, "system.manage")?;
+    let stored = identity::settings(&state.db).await?;
+    let a = &state.config.auth;
+    Ok(data(json!({
+        "editable": SETTINGS.iter().map(|(k, kind)| json!({"key": k, "type": kind, "value": stored.get(*k)})).collect::<Vec<_>>(),
+        "configured": {
+            "password_policy": a.password,
+            "session_idle_minutes": a.session_idle_minutes,
+            "session_absolute_hours": a.session_absolute_hours,
+            "lock_after_failures": a.lock_after_failures,
+            "lock_minutes": a.lock_minutes,
+            "captcha_after_failures": a.captcha_after_failures,
+            "registration_enabled": a.registration_enabled,
+            "log_retention_days": state.config.log_retention_days,
+        }
+    })))
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiJson(body): ApiJson<Map<String, Json>>,
+) -> ApiResult<impl IntoResponse> {
+    require_permission(&actor, "system.manage")?;
+    let mut errors = guanxi_core::FieldErrors::default();
+    for (k, v) in &body {
+        match SETTINGS.iter().find(|(key, _)| key == k) {
+            None => errors.add(
+                k,
+                guanxi_core::FieldError::new("unknown_field", "未知参数", "unknown parameter"),
+            ),
+            Some((_, "integer")) if !v.is_i64() && !v.is_null() => {
+                errors.add(
+                    k,
+                    guanxi_core::FieldError::new("invalid_type", "应为整数", "must be an integer"),
+                );
+            }
+            Some((_, "text")) if !v.is_string() && !v.is_null() => {
+                errors.add(
+                    k,
+                    guanxi_core::FieldError::new("invalid_type", "应为文本", "must be text"),
+                );
+            }
+            _ => {}
+        }
+    }
+    errors.into_result()?;
+    for (k, v) in &body {
+        identity::set_setting(&state.db, k, v).await?;
+    }
+    get_settings(State(state), CurrentActor(actor)).await
+}
+
+/// Deletes login and operation log entries older than the retention period. Run daily.
+pub async fn purge_old_logs(state: &AppState) -> anyhow::Result<()> {
+    let days = state.config.log_retention_days;
+    if days <= 0 {
+        return Ok(());
+    }
+    let before = format_utc(OffsetDateTime::now_utc() - time::Duration::days(days));
+    let (logins, audits) = identity::purge_logs_before(&state.db, &before).await?;
+    if logins + audits > 0 {
+        tracing::info!(logins, audits, %before, "purged old log entries");
+    }
+    Ok(())
+}
