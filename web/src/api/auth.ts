@@ -1,5 +1,5 @@
 import { http } from './http'
-import type { ApiToken, AuthConfig, LoginLogEntry, LoginResult, Me, SessionInfo } from './types'
+import type { ApiToken, AuthConfig, LoginLogEntry, LoginResult, Me, SessionInfo, SettingsData } from './types'
 
 const q = { quiet401: true }
 
@@ -48,21 +48,21 @@ export const accountApi = {
 }
 
 export interface LoginLogQuery {
-  user?: string
+  user_id?: string
+  login?: string
   result?: string
   from?: string
   to?: string
+  before?: string
   limit?: number
-  cursor?: string
-  page?: number
 }
 
 export const adminApi = {
   loginLogs: (query: LoginLogQuery) =>
-    http.get<{ data: LoginLogEntry[]; meta?: { next_cursor?: string | null; total?: number | null } }>('/logs/logins', {
-      ...query,
-    }),
-  settings: () => http.get<{ data: Record<string, unknown> }>('/admin/settings').then((r) => r.data),
+    http.get<{ data: LoginLogEntry[] }>('/logs/logins', { ...query }).then((r) => r.data),
+  settings: () => http.get<{ data: SettingsData }>('/admin/settings').then((r) => r.data),
   saveSettings: (body: Record<string, unknown>) =>
-    http.patch<{ data: Record<string, unknown> }>('/admin/settings', body).then((r) => r.data),
+    http.patch<{ data: SettingsData }>('/admin/settings', body).then((r) => r.data),
+  setUserPassword: (id: string, password: string) =>
+    http.post<void>(`/admin/users/${encodeURIComponent(id)}/password`, { password }),
 }

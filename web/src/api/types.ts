@@ -26,6 +26,7 @@ export type FieldType =
   | 'select'
   | 'multi_select'
   | 'relation'
+  | 'multi_relation'
   | 'attachments'
   | 'json'
   | 'state'
@@ -161,7 +162,7 @@ export interface ListParams {
 
 // ---- identity (contract announced by the server team; see README "Server contract") ----
 
-export type Scope = 'self' | 'subordinates' | 'department' | 'department_tree' | 'all' | 'organisation'
+export type Scope = 'self' | 'subordinates' | 'department' | 'department_tree' | 'all'
 export type FieldRule = 'hidden' | 'read_only'
 
 export interface MeUser {
@@ -169,14 +170,14 @@ export interface MeUser {
   username: string
   display_name: string
   email: string | null
-  mobile: string | null
+  mobile?: string | null
   department_id: string | null
   totp_enabled: boolean
 }
 
 export interface Me {
   user: MeUser
-  roles: { id: string; name: string }[]
+  roles: { id: string; name: string; code?: string }[]
   permissions: Record<string, Record<string, Scope>>
   field_rules: Record<string, Record<string, FieldRule>>
   is_admin: boolean
@@ -213,13 +214,18 @@ export interface ApiToken {
 }
 
 export interface LoginLogEntry {
-  id?: string
-  time?: string
-  at?: string
-  user?: string | null
-  username?: string | null
-  ip?: string | null
-  user_agent?: string | null
+  id: string
+  at: string
+  user_id: string | null
+  login: string | null
+  ip: string | null
+  user_agent: string | null
+  /** success, failure or challenge */
   result: string
-  reason?: string | null
+  reason: string | null
+}
+
+export interface SettingsData {
+  editable: { key: string; type: string; value: unknown }[]
+  configured: Record<string, unknown>
 }

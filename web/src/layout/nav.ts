@@ -94,13 +94,16 @@ export function buildNav(objects: ObjectDef[], access: Access, objectLabel: (o: 
   if (byKey.has('department') && access.can('department', 'read'))
     sys.push({ key: 'departments', titleKey: 'nav.departments', path: '/system/departments' })
   if (byKey.has('role') && access.can('role', 'read')) sys.push({ key: 'roles', titleKey: 'nav.roles', path: '/system/roles' })
-  if (access.isAdmin) {
+  // Module permissions as the server names them: meta.manage, audit.read, system.manage.
+  if (access.can('meta', 'manage')) {
     sys.push({ key: 'fields', titleKey: 'nav.customFields', path: '/system/fields' })
     sys.push({ key: 'dictionaries', titleKey: 'nav.dictionaries', path: '/system/dictionaries' })
+  }
+  if (access.can('audit', 'read')) {
     sys.push({ key: 'login-log', titleKey: 'nav.loginLog', path: '/system/login-log' })
     sys.push({ key: 'audit', titleKey: 'nav.auditLog', path: '/system/audit' })
-    sys.push({ key: 'settings', titleKey: 'nav.settings', path: '/system/settings' })
   }
+  if (access.can('system', 'manage')) sys.push({ key: 'settings', titleKey: 'nav.settings', path: '/system/settings' })
   if (sys.length) groups.push({ key: 'system', titleKey: 'nav.system', icon: Setting, items: sys })
   return groups
 }

@@ -358,6 +358,7 @@ const en: typeof zh = {
     select: 'Select',
     multi_select: 'Multi-select',
     relation: 'Relation',
+    multi_relation: 'Relations',
     attachments: 'Attachments',
     json: 'JSON',
     state: 'Status',

@@ -356,6 +356,7 @@ export default {
     select: '单选',
     multi_select: '多选',
     relation: '关联记录',
+    multi_relation: '多个关联记录',
     attachments: '附件',
     json: 'JSON',
     state: '状态',

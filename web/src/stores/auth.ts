@@ -59,7 +59,9 @@ export const useAuthStore = defineStore('auth', () => {
   /** Whether the caller may do `action` on `object` (any scope). Admins may do everything. */
   function can(object: string, action: string): boolean {
     if (isAdmin.value) return true
-    const scope = me.value?.permissions?.[object]?.[action]
+    const p = me.value?.permissions ?? {}
+    // `*` matches any object or action (as on the server).
+    const scope = p[object]?.[action] ?? p[object]?.['*'] ?? p['*']?.[action] ?? p['*']?.['*']
     return !!scope
   }
 

@@ -28,6 +28,7 @@ export const OPERATORS_BY_TYPE: Record<string, string[]> = {
   select: ['eq', 'ne', 'in', 'is_empty'],
   state: ['eq', 'ne', 'in', 'is_empty'],
   relation: ['eq', 'ne', 'in', 'is_empty'],
+  multi_relation: ['contains', 'is_empty'],
   multi_select: ['contains', 'is_empty'],
   attachments: ['is_empty'],
   json: ['is_empty'],

@@ -33,6 +33,8 @@ export function useDisplay() {
         return Array.isArray(v) ? v.map((x) => option(f, x)).join('、') : String(v)
       case 'relation':
         return f.object ? (rel.title(f.object, String(v)) ?? String(v)) : String(v)
+      case 'multi_relation':
+        return Array.isArray(v) && f.object ? v.map((id) => rel.title(f.object as string, String(id)) ?? String(id)).join('、') : String(v)
       case 'state': {
         const s = object ? meta.object(object)?.state_machine?.states.find((x) => x.key === v) : undefined
         return s ? app.tl(s.label) : String(v)
