@@ -4,6 +4,8 @@
 //! conversation, runs for real.
 
 use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -19,27 +21,44 @@ pub struct ReceivedMail {
 }
 
 impl ReceivedMail {
-    /// The message with quoted-printable and base64 bodies decoded as far as tests need: soft
-    /// line breaks joined and `=XX` escapes turned back into bytes.
+    /// The body decoded from its transfer encoding (base64 or quoted-printable), after the
+    /// headers, so tests can search the text a person would read.
     pub fn text(&self) -> String {
-        let joined = self.data.replace("=\r\n", "").replace("=\n", "");
-        let bytes = joined.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'='
-                && i + 2 < bytes.len()
-                && let Ok(b) = u8::from_str_radix(joined.get(i + 1..i + 3).unwrap_or("zz"), 16)
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        let (headers, body) = self.data.split_once("\r\n\r\n").unwrap_or(("", self.data.as_str()));
+        let headers = headers.to_ascii_lowercase();
+        let decoded = if headers.contains("content-transfer-encoding: base64") {
+            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact.as_bytes())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        } else if headers.contains("content-transfer-encoding: quoted-printable") {
+            decode_quoted_printable(body)
+        } else {
+            body.to_owned()
+        };
+        format!("{headers}\n{decoded}")
     }
+}
+
+fn decode_quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(joined.get(i + 1..i + 3).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The running listener.

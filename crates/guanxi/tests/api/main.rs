@@ -7,10 +7,12 @@
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
+mod access;
 mod cli;
 mod engine;
 mod errors;
 mod helpers;
+mod identity;
 mod lists;
 mod operations;
 mod records;

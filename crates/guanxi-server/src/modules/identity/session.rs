@@ -363,6 +363,10 @@ async fn bearer(state: &AppState, header: &str) -> Result<Principal, ApiError> {
         if let Some(access) = &p.actor.access {
             let mut limited: Access = (**access).clone();
             for actions in limited.grants.values_mut() {
+                if let Some(scope) = actions.get("*").copied() {
+                    actions.entry("read".into()).or_insert(scope);
+                    actions.entry("export".into()).or_insert(scope);
+                }
                 actions.retain(|a, _| a == "read" || a == "export");
             }
             p.actor.access = Some(Arc::new(limited));
