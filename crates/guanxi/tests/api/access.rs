@@ -1,0 +1,1 @@
+//! Permission matrix tests (being written).
