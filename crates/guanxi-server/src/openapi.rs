@@ -10,6 +10,7 @@ use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Schema, 
 use utoipa::openapi::{OpenApi as Document, RefOr};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
+use crate::modules::identity;
 use crate::routes::{audit, health, jobs, meta, records};
 
 #[derive(OpenApi)]
@@ -42,6 +43,34 @@ use crate::routes::{audit, health, jobs, meta, records};
         meta::get_dictionary,
         jobs::get_job,
         audit::list_audit,
+        identity::auth::auth_config,
+        identity::auth::new_captcha,
+        identity::auth::login,
+        identity::auth::second_factor,
+        identity::auth::send_email_code,
+        identity::auth::change_expired_password,
+        identity::auth::logout,
+        identity::auth::register,
+        identity::auth::verify_email,
+        identity::auth::forgot_password,
+        identity::auth::reset_password,
+        identity::me::get_me,
+        identity::me::update_profile,
+        identity::me::change_password,
+        identity::me::list_sessions,
+        identity::me::revoke_session,
+        identity::me::revoke_all_sessions,
+        identity::me::totp_setup,
+        identity::me::totp_enable,
+        identity::me::totp_disable,
+        identity::me::list_tokens,
+        identity::me::create_token,
+        identity::me::revoke_token,
+        identity::admin::login_log,
+        identity::admin::export_login_log,
+        identity::admin::set_user_password,
+        identity::admin::get_settings,
+        identity::admin::update_settings,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -56,7 +85,11 @@ use crate::routes::{audit, health, jobs, meta, records};
         records::BulkResult,
         records::TransitionBody,
     )),
+    modifiers(&SecurityAddon),
     tags(
+        (name = "auth", description = "Signing in and out, registration, password reset"),
+        (name = "me", description = "The signed-in user: profile, password, sessions, 2FA, API tokens"),
+        (name = "admin", description = "Login log, user passwords, system parameters"),
         (name = "records", description = "Generic record API for every object"),
         (name = "metadata", description = "Objects, fields, custom fields, dictionaries"),
         (name = "audit", description = "Audit trail"),
@@ -65,6 +98,37 @@ use crate::routes::{audit, health, jobs, meta, records};
     )
 )]
 struct ApiDoc;
+
+/// Declares the two ways to authenticate: the browser's session cookie (with the CSRF header on
+/// writes) and bearer API tokens.
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut Document) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "gx_session",
+                "Browser session; writes also need the X-CSRF-Token header (value of the gx_csrf cookie)",
+            ))),
+        );
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API token gxt_…"))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::new("api_token", Vec::<String>::new()),
+        ]);
+    }
+}
 
 /// The whole document for the current metadata.
 pub fn document(snapshot: &Snapshot) -> Document {

@@ -502,7 +502,7 @@ pub async fn login_log(db: &Db, q: &LoginLogQuery) -> StoreResult<Vec<LoginLogEn
     if let Some(before) = &q.before {
         sql.push(" AND id < ").bind(before.as_str());
     }
-    let limit = if q.limit == 0 { 50 } else { q.limit.min(1000) };
+    let limit = if q.limit == 0 { 50 } else { q.limit.min(100_000) };
     sql.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
     let rows = sql.query().fetch_all(db.reader()).await?;
     rows.iter()

@@ -93,6 +93,18 @@ async fn users_sign_in_by_username_or_email_and_wrong_or_unknown_names_look_the_
         "{logins:?}"
     );
     assert!(!log.text.contains("Wrong#Pass123"), "passwords never reach the log");
+    let csv = app.get("/api/v1/logs/logins/export?result=failure").await;
+    assert_eq!(
+        csv.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    assert!(
+        csv.text.starts_with('\u{feff}'),
+        "a byte-order mark so Excel reads Chinese headers"
+    );
+    assert!(csv.text.contains("登录名 Login") && csv.text.contains("nobody_here"));
+    let (_, sales) = app.user("log_reader", &["salesperson"], None, None).await;
+    assert_eq!(sales.get("/api/v1/logs/logins").await.code(), "forbidden");
     let me = app.get("/api/v1/me").await;
     assert!(!me.text.contains("argon2") && !me.text.contains("password_hash"));
     let user = app

@@ -24,12 +24,14 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/logs/logins", get(login_log))
+        .route("/api/v1/logs/logins/export", get(export_login_log))
         .route("/api/v1/admin/users/{id}/password", post(set_user_password))
         .route("/api/v1/admin/settings", get(get_settings).patch(update_settings))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LoginLogParams {
     user_id: Option<String>,
     login: Option<String>,
@@ -42,12 +44,71 @@ pub struct LoginLogParams {
 }
 
 /// The login log (time, user, IP, user agent, result, reason). Needs `audit.read`.
-async fn login_log(
+#[utoipa::path(get, path = "/api/v1/logs/logins", tag = "admin", operation_id = "login_log", summary = "The login log (needs audit.read)", params(LoginLogParams), responses((status = 200, description = "The login log (needs audit.read)"), (status = 403, body = crate::error::ErrorEnvelope)))]
+pub async fn login_log(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
     ApiQuery(p): ApiQuery<LoginLogParams>,
 ) -> ApiResult<impl IntoResponse> {
-    require_permission(&actor, "audit.read")?;
+    Ok(data(query_login_log(&state, &actor, p).await?))
+}
+
+/// The login log as CSV (UTF-8 with a byte-order mark so Excel shows Chinese correctly), up to
+/// 100,000 entries matching the filters.
+#[utoipa::path(get, path = "/api/v1/logs/logins/export", tag = "admin", operation_id = "export_login_log",
+    summary = "The login log as CSV (needs audit.read)", params(LoginLogParams),
+    responses((status = 200, description = "CSV file", content_type = "text/csv"), (status = 403, body = crate::error::ErrorEnvelope)))]
+pub async fn export_login_log(
+    State(state): State<AppState>,
+    CurrentActor(actor): CurrentActor,
+    ApiQuery(mut p): ApiQuery<LoginLogParams>,
+) -> ApiResult<impl IntoResponse> {
+    p.limit = Some(p.limit.unwrap_or(100_000).min(100_000));
+    let rows = query_login_log(&state, &actor, p).await?;
+    let mut out = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let write = |out: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        out.write_record([
+            "时间 Time (UTC)",
+            "用户ID User id",
+            "登录名 Login",
+            "IP",
+            "浏览器 User agent",
+            "结果 Result",
+            "原因 Reason",
+        ])?;
+        for r in &rows {
+            out.write_record([
+                r.at.as_str(),
+                r.user_id.as_deref().unwrap_or(""),
+                r.login.as_str(),
+                r.ip.as_deref().unwrap_or(""),
+                r.user_agent.as_deref().unwrap_or(""),
+                r.result.as_str(),
+                r.reason.as_deref().unwrap_or(""),
+            ])?;
+        }
+        Ok(())
+    };
+    write(&mut out).map_err(ApiError::internal)?;
+    let bytes = out.into_inner().map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"login-log.csv\"",
+            ),
+        ],
+        bytes,
+    ))
+}
+
+async fn query_login_log(
+    state: &AppState,
+    actor: &guanxi_core::Actor,
+    p: LoginLogParams,
+) -> ApiResult<Vec<guanxi_store::identity::LoginLogEntry>> {
+    require_permission(actor, "audit.read")?;
     let normalise = |t: Option<String>| t.map(|s| guanxi_core::time_fmt::parse_datetime(&s).unwrap_or(s));
     let q = LoginLogQuery {
         user_id: p.user_id,
@@ -58,10 +119,10 @@ async fn login_log(
         before: p.before,
         limit: p.limit.unwrap_or(50),
     };
-    Ok(data(identity::login_log(&state.db, &q).await?))
+    Ok(identity::login_log(&state.db, &q).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordBody {
     password: String,
@@ -69,7 +130,8 @@ pub struct SetPasswordBody {
 
 /// Sets a user's password (for new accounts and forgotten passwords). The user must change it
 /// at the next sign-in, and every session of the user ends.
-async fn set_user_password(
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/password", tag = "admin", operation_id = "set_user_password", summary = "Set a user's temporary password (needs user.manage)", params(("id" = String, Path)), request_body = SetPasswordBody, responses((status = 204, description = "Set a user's temporary password (needs user.manage)"), (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn set_user_password(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
     Path(id): Path<String>,
@@ -110,7 +172,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("announcement", "text"),
 ];
 
-async fn get_settings(
+#[utoipa::path(get, path = "/api/v1/admin/settings", tag = "admin", operation_id = "get_settings", summary = "System parameters (needs system.manage)", responses((status = 200, description = "System parameters (needs system.manage)"), (status = 403, body = crate::error::ErrorEnvelope)))]
+pub async fn get_settings(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
 ) -> ApiResult<impl IntoResponse> {
@@ -132,7 +195,8 @@ async fn get_settings(
     })))
 }
 
-async fn update_settings(
+#[utoipa::path(patch, path = "/api/v1/admin/settings", tag = "admin", operation_id = "update_settings", summary = "Change system parameters (needs system.manage)", responses((status = 200, description = "Change system parameters (needs system.manage)"), (status = 403, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn update_settings(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
     ApiJson(body): ApiJson<Map<String, Json>>,

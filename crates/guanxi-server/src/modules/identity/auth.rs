@@ -56,7 +56,8 @@ fn registration_actor() -> Actor {
     }
 }
 
-async fn auth_config(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/api/v1/auth/config", tag = "auth", operation_id = "auth_config", summary = "Sign-in settings for the login page (public)", responses((status = 200, description = "Sign-in settings for the login page (public)")))]
+pub async fn auth_config(State(state): State<AppState>) -> impl IntoResponse {
     let a = &state.config.auth;
     data(json!({
         "registration_enabled": a.registration_enabled,
@@ -67,7 +68,8 @@ async fn auth_config(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-async fn new_captcha(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+#[utoipa::path(get, path = "/api/v1/auth/captcha", tag = "auth", operation_id = "new_captcha", summary = "A new image captcha (public)", responses((status = 200, description = "A new image captcha (public)")))]
+pub async fn new_captcha(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let (answer, image) = tokio::task::spawn_blocking(captcha_image::generate)
         .await
         .map_err(ApiError::internal)?
@@ -78,7 +80,7 @@ async fn new_captcha(State(state): State<AppState>) -> ApiResult<impl IntoRespon
     Ok(data(json!({"captcha_id": id, "image": image})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     login: String,
@@ -155,7 +157,8 @@ fn locked(until: &str) -> ApiError {
     .with_details(json!({"locked_until": until}))
 }
 
-async fn login(
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", summary = "Sign in with username or email and password", request_body = LoginBody, responses((status = 200, description = "Sign in with username or email and password"), (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope), (status = 423, body = crate::error::ErrorEnvelope)))]
+pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
@@ -283,7 +286,7 @@ async fn login(
 
 /// After the password: a second factor if the user or a role needs one, then a forced change of
 /// an expired password, then the session.
-async fn next_step(
+pub async fn next_step(
     state: &AppState,
     headers: &HeaderMap,
     user: &UserAuth,
@@ -331,7 +334,7 @@ fn password_expired(state: &AppState, user: &UserAuth) -> bool {
     user.password_changed_at.as_deref().is_none_or(|c| c < limit.as_str())
 }
 
-async fn challenge(state: &AppState, user: &UserAuth, kind: &str, remember: bool) -> ApiResult<String> {
+pub async fn challenge(state: &AppState, user: &UserAuth, kind: &str, remember: bool) -> ApiResult<String> {
     let id = random_token().map_err(ApiError::internal)?;
     identity::create_challenge(
         &state.db,
@@ -358,7 +361,7 @@ fn challenge_gone() -> ApiError {
     )
 }
 
-async fn load_challenge(state: &AppState, id: &str, kind: &str) -> ApiResult<(Challenge, UserAuth)> {
+pub async fn load_challenge(state: &AppState, id: &str, kind: &str) -> ApiResult<(Challenge, UserAuth)> {
     let c = identity::get_challenge(&state.db, id)
         .await?
         .filter(|c| c.kind == kind && c.attempts < 5)
@@ -369,7 +372,7 @@ async fn load_challenge(state: &AppState, id: &str, kind: &str) -> ApiResult<(Ch
     Ok((c, user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorBody {
     challenge_id: String,
@@ -377,7 +380,8 @@ pub struct SecondFactorBody {
     code: String,
 }
 
-async fn second_factor(
+#[utoipa::path(post, path = "/api/v1/auth/login/second-factor", tag = "auth", operation_id = "second_factor", summary = "Complete sign-in with a TOTP, emailed or recovery code", request_body = SecondFactorBody, responses((status = 200, description = "Complete sign-in with a TOTP, emailed or recovery code"), (status = 401, body = crate::error::ErrorEnvelope)))]
+pub async fn second_factor(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SecondFactorBody>,
@@ -446,13 +450,14 @@ async fn second_factor(
     signed_in(&state, &headers, &user, c.remember).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeBody {
     challenge_id: String,
 }
 
-async fn send_email_code(
+#[utoipa::path(post, path = "/api/v1/auth/login/email-code", tag = "auth", operation_id = "send_email_code", summary = "Email a sign-in code for a second-factor challenge", request_body = ChallengeBody, responses((status = 202, description = "Email a sign-in code for a second-factor challenge"), (status = 401, body = crate::error::ErrorEnvelope)))]
+pub async fn send_email_code(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChallengeBody>,
 ) -> ApiResult<StatusCode> {
@@ -493,14 +498,15 @@ pub async fn queue_mail(state: &AppState, mail: Mail) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiredBody {
     challenge_id: String,
     new_password: String,
 }
 
-async fn change_expired_password(
+#[utoipa::path(post, path = "/api/v1/auth/password/expired", tag = "auth", operation_id = "change_expired_password", summary = "Set a new password when the old one has expired", request_body = ExpiredBody, responses((status = 200, description = "Set a new password when the old one has expired"), (status = 401, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn change_expired_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ExpiredBody>,
@@ -570,7 +576,8 @@ pub async fn check_new_password(
     Ok(previous)
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", summary = "Sign out (ends the session and the remember-me token)", responses((status = 204, description = "Sign out (ends the session and the remember-me token)")))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = session::cookie(&headers, session::SESSION_COOKIE) {
         identity::delete_session(&state.db, &token_hash(token)).await?;
     }
@@ -584,7 +591,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
     Ok(res)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     username: String,
@@ -596,7 +603,8 @@ pub struct RegisterBody {
 
 /// Self-registration (seed 000 §2.2.1): the account starts pending, a verification link goes
 /// to the email address, and an administrator approves it.
-async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<RegisterBody>) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register", summary = "Register an account (pending email verification and approval)", request_body = RegisterBody, responses((status = 201, description = "Register an account (pending email verification and approval)"), (status = 403, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<RegisterBody>) -> ApiResult<Response> {
     if !state.config.auth.registration_enabled {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -627,13 +635,14 @@ async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<Register
     Ok((StatusCode::CREATED, data(json!({"status": "verification_sent"}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     token: String,
 }
 
-async fn verify_email(
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", operation_id = "verify_email", summary = "Verify an email address with the mailed token", request_body = TokenBody, responses((status = 200, description = "Verify an email address with the mailed token"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn verify_email(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TokenBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -653,14 +662,18 @@ fn invalid_link() -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotBody {
     login: String,
 }
 
 /// Always 202, whether or not the account exists (BR-8: only active accounts get a link).
-async fn forgot_password(State(state): State<AppState>, ApiJson(body): ApiJson<ForgotBody>) -> ApiResult<StatusCode> {
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", operation_id = "forgot_password", summary = "Mail a single-use password reset link (always 202)", request_body = ForgotBody, responses((status = 202, description = "Mail a single-use password reset link (always 202)")))]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ForgotBody>,
+) -> ApiResult<StatusCode> {
     if let Some(user) = identity::find_user_by_login(&state.db, &body.login).await?
         && user.status == "active"
         && let Some(email) = user.email.clone()
@@ -688,14 +701,15 @@ async fn forgot_password(State(state): State<AppState>, ApiJson(body): ApiJson<F
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     token: String,
     new_password: String,
 }
 
-async fn reset_password(
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", operation_id = "reset_password", summary = "Set a new password with a reset token", request_body = ResetBody, responses((status = 200, description = "Set a new password with a reset token"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn reset_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<impl IntoResponse> {

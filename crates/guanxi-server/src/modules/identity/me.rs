@@ -58,11 +58,12 @@ pub fn me_view(p: &Principal) -> Json {
     })
 }
 
-async fn get_me(CurrentPrincipal(p): CurrentPrincipal) -> impl IntoResponse {
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", operation_id = "get_me", summary = "The caller: user, roles, permissions and field rules", responses((status = 200, description = "The caller: user, roles, permissions and field rules"), (status = 401, body = crate::error::ErrorEnvelope)))]
+pub async fn get_me(CurrentPrincipal(p): CurrentPrincipal) -> impl IntoResponse {
     data(me_view(&p))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
     display_name: Option<String>,
@@ -72,7 +73,8 @@ pub struct ProfileBody {
 
 /// Changes one's own name and contact details (not roles, department or status). Goes through
 /// the engine as the system on the user's own record, so validation and audit apply.
-async fn update_profile(
+#[utoipa::path(patch, path = "/api/v1/me/profile", tag = "me", operation_id = "update_profile", summary = "Change own name and contact details", request_body = ProfileBody, responses((status = 200, description = "Change own name and contact details"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn update_profile(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     ApiJson(body): ApiJson<ProfileBody>,
@@ -103,7 +105,7 @@ async fn update_profile(
     Ok(data(updated))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
     current_password: String,
@@ -111,7 +113,8 @@ pub struct PasswordBody {
 }
 
 /// Changes one's password (BR-6). Every session ends; this browser gets a fresh one.
-async fn change_password(
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "me", operation_id = "change_password", summary = "Change own password (ends every other session)", request_body = PasswordBody, responses((status = 200, description = "Change own password (ends every other session)"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn change_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     CurrentPrincipal(p): CurrentPrincipal,
@@ -140,7 +143,8 @@ async fn change_password(
     Ok(res)
 }
 
-async fn list_sessions(
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me", operation_id = "list_sessions", summary = "Own active sessions", responses((status = 200, description = "Own active sessions")))]
+pub async fn list_sessions(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
 ) -> ApiResult<impl IntoResponse> {
@@ -157,7 +161,8 @@ async fn list_sessions(
     Ok(data(rows))
 }
 
-async fn revoke_session(
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "me", operation_id = "revoke_session", summary = "End one of own sessions", params(("id" = String, Path)), responses((status = 204, description = "End one of own sessions"), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub async fn revoke_session(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     Path(id): Path<String>,
@@ -175,7 +180,8 @@ async fn revoke_session(
 }
 
 /// Signs out everywhere else (this session stays).
-async fn revoke_all_sessions(
+#[utoipa::path(post, path = "/api/v1/me/sessions/revoke-all", tag = "me", operation_id = "revoke_all_sessions", summary = "End every other session", responses((status = 200, description = "End every other session")))]
+pub async fn revoke_all_sessions(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
 ) -> ApiResult<impl IntoResponse> {
@@ -184,7 +190,8 @@ async fn revoke_all_sessions(
     Ok(data(json!({"ended": ended})))
 }
 
-async fn totp_setup(
+#[utoipa::path(post, path = "/api/v1/me/totp/setup", tag = "me", operation_id = "totp_setup", summary = "Start authenticator set-up: secret, otpauth URL, QR code", responses((status = 200, description = "Start authenticator set-up: secret, otpauth URL, QR code")))]
+pub async fn totp_setup(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
 ) -> ApiResult<impl IntoResponse> {
@@ -194,7 +201,7 @@ async fn totp_setup(
     Ok(data(json!({"secret": secret, "otpauth_url": url, "qr_image": qr})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     code: String,
@@ -209,7 +216,8 @@ fn wrong_code() -> ApiError {
 }
 
 /// Turns the authenticator on once the user proves the app works; returns recovery codes once.
-async fn totp_enable(
+#[utoipa::path(post, path = "/api/v1/me/totp/enable", tag = "me", operation_id = "totp_enable", summary = "Confirm a code and turn the authenticator on; returns recovery codes", request_body = CodeBody, responses((status = 200, description = "Confirm a code and turn the authenticator on; returns recovery codes"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn totp_enable(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     ApiJson(body): ApiJson<CodeBody>,
@@ -255,13 +263,14 @@ async fn totp_enable(
     Ok(data(json!({"recovery_codes": codes})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableBody {
     password: String,
 }
 
-async fn totp_disable(
+#[utoipa::path(post, path = "/api/v1/me/totp/disable", tag = "me", operation_id = "totp_disable", summary = "Turn the authenticator off (needs the password)", request_body = DisableBody, responses((status = 204, description = "Turn the authenticator off (needs the password)"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn totp_disable(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     ApiJson(body): ApiJson<DisableBody>,
@@ -283,14 +292,15 @@ async fn totp_disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "me", operation_id = "list_tokens", summary = "Own API tokens (never their secrets)", responses((status = 200, description = "Own API tokens (never their secrets)")))]
+pub async fn list_tokens(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
 ) -> ApiResult<impl IntoResponse> {
     Ok(data(identity::list_api_tokens(&state.db, &p.user.id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
     name: String,
@@ -301,7 +311,8 @@ pub struct NewTokenBody {
 }
 
 /// Creates an API token for integrations. The token is shown once; only its hash is kept.
-async fn create_token(
+#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "me", operation_id = "create_token", summary = "Create an API token (shown once)", request_body = NewTokenBody, responses((status = 201, description = "Create an API token (shown once)"), (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn create_token(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     ApiJson(body): ApiJson<NewTokenBody>,
@@ -350,7 +361,8 @@ async fn create_token(
     Ok((StatusCode::CREATED, data(view)))
 }
 
-async fn revoke_token(
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "me", operation_id = "revoke_token", summary = "Revoke an API token", params(("id" = String, Path)), responses((status = 204, description = "Revoke an API token"), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub async fn revoke_token(
     State(state): State<AppState>,
     CurrentPrincipal(p): CurrentPrincipal,
     Path(id): Path<String>,
