@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod mail;

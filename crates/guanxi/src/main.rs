@@ -46,6 +46,16 @@ enum Command {
         /// A file written by `guanxi backup`.
         file: PathBuf,
     },
+    /// Load demo data: departments, one user per default role (password Demo#Guanxi2026) and
+    /// customers with contacts. Safe to run again: users are created once, customers added.
+    DemoData {
+        /// How many customers to add.
+        #[arg(long, default_value_t = 200)]
+        customers: usize,
+        /// Seed of the generator (the same seed gives the same data).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Create an administrator account (the first one, or another).
     CreateAdmin {
         /// 3–20 letters, digits or underscores; reserved names such as "admin" are refused.
@@ -115,6 +125,21 @@ fn main() -> anyhow::Result<()> {
                 .await?;
                 engine.db().close().await;
                 println!("administrator {username} created ({id})");
+                Ok(())
+            }
+            Command::DemoData { customers, seed } => {
+                let engine = guanxi_server::app::open_engine(&config).await?;
+                let summary = guanxi_server::demo::generate(&engine, &config, customers, seed).await?;
+                engine.db().close().await;
+                println!(
+                    "demo data: {} customers, {} contacts; users (password {}):",
+                    summary.customers,
+                    summary.contacts,
+                    guanxi_server::demo::DEMO_PASSWORD
+                );
+                for (user, role) in summary.users {
+                    println!("  {user:<16} {role}");
+                }
                 Ok(())
             }
             Command::Restore { file } => {

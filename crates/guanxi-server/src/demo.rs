@@ -1,0 +1,260 @@
+//! Demo data: a realistic Chinese organisation (department tree with an external service
+//! provider), one user per default role, and customers with contacts, generated from a fixed
+//! seed so every run produces the same data. Everything goes through the record engine, so the
+//! data obeys the same rules (numbering, validation, audit) as data entered by hand.
+
+use guanxi_core::Actor;
+use serde_json::{Map, Value as Json, json};
+
+use crate::config::Config;
+use crate::modules::identity::{NewUser, create_user};
+use guanxi_store::Engine;
+
+/// The password of every demo user.
+pub const DEMO_PASSWORD: &str = "Demo#Guanxi2026";
+
+/// A small deterministic generator (SplitMix64), so demo data is reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next_u64() % (n.max(1) as u64)).unwrap_or(0)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const PLACES: &[(&str, &str, &str)] = &[
+    ("北京市", "北京市", "海淀区"),
+    ("北京市", "北京市", "朝阳区"),
+    ("上海市", "上海市", "浦东新区"),
+    ("广东省", "深圳市", "南山区"),
+    ("广东省", "广州市", "天河区"),
+    ("河南省", "郑州市", "金水区"),
+    ("河南省", "平顶山市", "新华区"),
+    ("浙江省", "杭州市", "西湖区"),
+    ("江苏省", "南京市", "鼓楼区"),
+    ("四川省", "成都市", "武侯区"),
+    ("湖北省", "武汉市", "洪山区"),
+    ("山东省", "济南市", "历下区"),
+];
+const BRANDS: &[&str] = &[
+    "中平", "华信", "申达", "恒通", "鑫源", "宏远", "天成", "瑞丰", "金桥", "长城", "东方", "新纪元", "博远", "正泰", "安泰", "永昌",
+];
+const TRADES: &[(&str, &str)] = &[
+    ("能源", "energy"),
+    ("科技", "it"),
+    ("物流", "logistics"),
+    ("机械制造", "manufacturing"),
+    ("商贸", "retail"),
+    ("建设工程", "construction"),
+    ("投资", "finance"),
+];
+const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭"];
+const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "磊", "强", "洋", "勇", "艳", "杰", "军", "涛", "明", "超", "霞", "平", "刚"];
+const TITLES: &[&str] = &["总经理", "采购经理", "财务总监", "技术负责人", "行政主管", "副总经理", "销售总监"];
+
+fn person(rng: &mut Rng) -> String {
+    let mut name = (*rng.pick(SURNAMES)).to_owned();
+    name.push_str(*rng.pick(GIVEN));
+    if rng.below(2) == 0 {
+        name.push_str(*rng.pick(GIVEN));
+    }
+    name
+}
+
+fn mobile(rng: &mut Rng) -> String {
+    let prefix = rng.pick(&["138", "139", "136", "150", "158", "186", "188", "177"]);
+    format!("{prefix}{:08}", rng.next_u64() % 100_000_000)
+}
+
+fn obj(v: Json) -> Map<String, Json> {
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+async fn find_one(engine: &Engine, object: &str, field: &str, value: &str) -> anyhow::Result<Option<String>> {
+    let def = engine.object(object)?;
+    let filter = guanxi_core::filter::parse_filter(&def, &json!({"field": field, "op": "eq", "value": value}))?;
+    let page = engine
+        .list(
+            &Actor::system(),
+            object,
+            &guanxi_store::ListQuery {
+                filter: Some(filter),
+                limit: 1,
+                total: guanxi_store::TotalMode::None,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(page.records.first().and_then(|r| r.get("id")).and_then(Json::as_str).map(str::to_owned))
+}
+
+async fn department(engine: &Engine, name: &str, code: &str, parent: Option<&str>, external: bool) -> anyhow::Result<String> {
+    if let Some(id) = find_one(engine, "department", "code", code).await? {
+        return Ok(id);
+    }
+    let record = engine
+        .create(
+            &Actor::system(),
+            "department",
+            &obj(json!({"name": name, "code": code, "parent_id": parent, "is_external": external})),
+        )
+        .await?;
+    Ok(record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned())
+}
+
+/// What `demo-data` created.
+#[derive(Debug, Default)]
+pub struct DemoSummary {
+    pub users: Vec<(String, String)>,
+    pub customers: usize,
+    pub contacts: usize,
+}
+
+/// Creates the organisation and users (once) and `customers` more customers with contacts.
+pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: u64) -> anyhow::Result<DemoSummary> {
+    let hq = department(engine, "总部", "HQ", None, false).await?;
+    let north = department(engine, "华北分公司", "HB", Some(&hq), false).await?;
+    let beijing = department(engine, "北京办事处", "HB-BJ", Some(&north), false).await?;
+    let team = department(engine, "销售一组", "HB-BJ-1", Some(&beijing), false).await?;
+    let east = department(engine, "华东分公司", "HD", Some(&hq), false).await?;
+    let shanghai = department(engine, "上海办事处", "HD-SH", Some(&east), false).await?;
+    let partner = department(engine, "郑州诚信机电服务有限公司", "EXT-ZZCX", None, true).await?;
+
+    let mut summary = DemoSummary::default();
+    let people: [(&str, &str, &str, &str, Option<&str>); 9] = [
+        ("demo_admin", "赵管理", "admin", "hq", None),
+        ("demo_manager", "钱经理", "sales_manager", "north", None),
+        ("demo_sales1", "孙销售", "salesperson", "team", Some("demo_manager")),
+        ("demo_sales2", "李销售", "salesperson", "team", Some("demo_manager")),
+        ("demo_sales3", "周销售", "salesperson", "shanghai", None),
+        ("demo_service", "吴客服", "service_agent", "hq", None),
+        ("demo_marketing", "郑市场", "marketing", "hq", None),
+        ("demo_analyst", "冯分析", "analyst", "hq", None),
+        ("demo_partner", "陈服务商", "partner", "partner", None),
+    ];
+    let dept_of = |key: &str| match key {
+        "north" => north.clone(),
+        "team" => team.clone(),
+        "shanghai" => shanghai.clone(),
+        "partner" => partner.clone(),
+        _ => hq.clone(),
+    };
+    let mut sales_owners: Vec<(String, String)> = Vec::new();
+    for (username, name, role, dept, manager) in people {
+        let id = match find_one(engine, "user", "username", username).await? {
+            Some(id) => id,
+            None => {
+                let manager_id = match manager {
+                    Some(m) => find_one(engine, "user", "username", m).await?,
+                    None => None,
+                };
+                let department_id = dept_of(dept);
+                create_user(
+                    engine,
+                    config,
+                    &NewUser {
+                        username,
+                        display_name: name,
+                        email: Some(&format!("{username}@demo.guanxi.local")),
+                        password: DEMO_PASSWORD,
+                        roles: &[role],
+                        department_id: Some(&department_id),
+                        manager_id: manager_id.as_deref(),
+                    },
+                )
+                .await?
+            }
+        };
+        if role == "salesperson" || role == "sales_manager" {
+            sales_owners.push((id.clone(), dept_of(dept)));
+        }
+        if role == "partner" {
+            sales_owners.push((id.clone(), partner.clone()));
+        }
+        summary.users.push((username.to_owned(), role.to_owned()));
+    }
+
+    let mut rng = Rng::new(seed);
+    let types = ["enterprise", "enterprise", "enterprise", "government", "institution", "distributor", "individual"];
+    let levels = ["A", "B", "B", "C", "C1", "C2"];
+    let sources = ["referral", "exhibition", "website", "phone", "event"];
+    let tags = ["vip", "strategic", "new", "at_risk"];
+    for i in 0..customers {
+        let (province, city, district) = *rng.pick(PLACES);
+        let (trade, industry) = *rng.pick(TRADES);
+        let brand = rng.pick(BRANDS);
+        let short_city = city.trim_end_matches('市');
+        let name = format!("{short_city}{brand}{trade}有限公司");
+        let name = if i >= BRANDS.len() * TRADES.len() { format!("{name}（{}）", i + 1) } else { name };
+        let (owner, dept) = rng.pick(&sales_owners).clone();
+        let customer_type = *rng.pick(&types);
+        let mut body = json!({
+            "name": if customer_type == "individual" { person(&mut rng) } else { name },
+            "customer_type": customer_type,
+            "level": rng.pick(&levels),
+            "industry": industry,
+            "source": rng.pick(&sources),
+            "credit_status": rng.pick(&["good", "good", "normal", "poor"]),
+            "phone": mobile(&mut rng),
+            "email": format!("contact{}@example{}.cn", i + 1, rng.below(50)),
+            "province": province, "city": city, "district": district,
+            "address": format!("{district}{}路{}号", rng.pick(BRANDS), rng.below(300) + 1),
+            "registered_capital": (rng.below(5000) as i64 + 10) * 1_000_000,
+            "established_on": format!("{}-{:02}-{:02}", 1995 + rng.below(30), 1 + rng.below(12), 1 + rng.below(28)),
+            "employee_count": rng.below(5000) + 5,
+            "is_key_account": rng.below(5) == 0,
+            "owner_id": owner,
+            "department_id": dept,
+        });
+        if rng.below(3) == 0 {
+            body["tags"] = json!([rng.pick(&tags)]);
+        }
+        let record = engine.create(&Actor::system(), "customer", &obj(body)).await?;
+        let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+        summary.customers += 1;
+        if rng.below(2) == 0 {
+            engine.transition(&Actor::system(), "customer", &id, "sign", Some("演示数据"), None).await?;
+        }
+        for _ in 0..=rng.below(3) {
+            engine
+                .create(
+                    &Actor::system(),
+                    "contact",
+                    &obj(json!({
+                        "customer_id": id,
+                        "name": person(&mut rng),
+                        "title": rng.pick(TITLES),
+                        "gender": rng.pick(&["male", "female"]),
+                        "mobile": mobile(&mut rng),
+                        "is_key_person": rng.below(3) == 0,
+                        "birthday": format!("{}-{:02}-{:02}", 1960 + rng.below(40), 1 + rng.below(12), 1 + rng.below(28)),
+                        "owner_id": owner,
+                        "department_id": dept,
+                    })),
+                )
+                .await?;
+            summary.contacts += 1;
+        }
+    }
+    Ok(summary)
+}
