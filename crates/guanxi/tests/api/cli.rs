@@ -269,3 +269,50 @@ async fn kill_9_loses_no_acknowledged_create() {
         acked.len()
     );
 }
+
+/// `guanxi demo-data` creates users for every default role whose scopes hold.
+#[tokio::test]
+async fn demo_data_gives_every_role_a_user_and_scoped_customers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = run(dir.path(), &["demo-data", "--customers", "15"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for role in [
+        "admin",
+        "sales_manager",
+        "salesperson",
+        "service_agent",
+        "marketing",
+        "analyst",
+        "partner",
+    ] {
+        assert!(printed.contains(role), "{role} missing: {printed}");
+    }
+    let server = Server::start(dir.path(), None);
+    let admin = sign_in(&server.base, "demo_admin", "Demo#Guanxi2026")
+        .await
+        .expect("demo admin");
+    let all = admin.get("/api/v1/records/customer?total=exact").await;
+    assert_eq!(all.body["meta"]["total"], 15);
+    let sales = sign_in(&server.base, "demo_sales3", "Demo#Guanxi2026")
+        .await
+        .expect("salesperson");
+    let me = sales.get("/api/v1/me").await;
+    let dept = me.data()["user"]["department_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let filter = format!(r#"{{"field":"department_id","op":"eq","value":"{dept}"}}"#);
+    let expected = admin
+        .get(&format!(
+            "/api/v1/records/customer?total=exact&filter={}",
+            crate::records::urlencode(&filter)
+        ))
+        .await;
+    let seen = sales.get("/api/v1/records/customer?total=exact").await;
+    assert_eq!(
+        seen.body["meta"]["total"], expected.body["meta"]["total"],
+        "a salesperson sees its department"
+    );
+    server.terminate();
+}

@@ -479,3 +479,41 @@ async fn a_job_that_keeps_failing_stops_after_its_attempts() {
     let unique: HashSet<String> = ids.into_iter().collect();
     assert_eq!(unique.len(), 1);
 }
+
+/// Several app servers share one PostgreSQL database (ARCHITECTURE.md): numbers stay unique
+/// across them. On SQLite a second server on the same file is refused instead.
+#[tokio::test]
+async fn two_servers_on_one_database_never_share_a_number() {
+    let app = spawn_app().await;
+    let config = guanxi_testkit::test_config(&app.db, app.mail.port());
+    let second = guanxi_server::Application::build(config).await;
+    if !app.db.is_postgres() {
+        let err = second.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("in use"),
+            "a second server on one SQLite file is refused: {err}"
+        );
+        return;
+    }
+    let second = second.expect("second server");
+    let base = format!("http://{}", second.local_addr().expect("addr"));
+    tokio::spawn(second.run_until_stopped(std::future::pending()));
+    let other = guanxi_testkit::sign_in(&base, guanxi_testkit::ADMIN_USERNAME, guanxi_testkit::ADMIN_PASSWORD)
+        .await
+        .expect("sign in on the second server");
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let client = if i % 2 == 0 { app.admin.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post("/api/v1/records/customer", &customer(&format!("双机客户{i}")))
+                .await;
+            r.data()["number"].as_str().map(str::to_owned)
+        }));
+    }
+    let mut numbers = BTreeSet::new();
+    for t in tasks {
+        numbers.insert(t.await.ok().flatten().expect("created"));
+    }
+    assert_eq!(numbers.len(), 30, "no number was handed out twice");
+}
