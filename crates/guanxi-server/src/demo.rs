@@ -54,7 +54,22 @@ const PLACES: &[(&str, &str, &str)] = &[
     ("山东省", "济南市", "历下区"),
 ];
 const BRANDS: &[&str] = &[
-    "中平", "华信", "申达", "恒通", "鑫源", "宏远", "天成", "瑞丰", "金桥", "长城", "东方", "新纪元", "博远", "正泰", "安泰", "永昌",
+    "中平",
+    "华信",
+    "申达",
+    "恒通",
+    "鑫源",
+    "宏远",
+    "天成",
+    "瑞丰",
+    "金桥",
+    "长城",
+    "东方",
+    "新纪元",
+    "博远",
+    "正泰",
+    "安泰",
+    "永昌",
 ];
 const TRADES: &[(&str, &str)] = &[
     ("能源", "energy"),
@@ -65,15 +80,29 @@ const TRADES: &[(&str, &str)] = &[
     ("建设工程", "construction"),
     ("投资", "finance"),
 ];
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "磊", "强", "洋", "勇", "艳", "杰", "军", "涛", "明", "超", "霞", "平", "刚"];
-const TITLES: &[&str] = &["总经理", "采购经理", "财务总监", "技术负责人", "行政主管", "副总经理", "销售总监"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "磊", "强", "洋", "勇", "艳", "杰", "军", "涛", "明", "超", "霞", "平", "刚",
+];
+const TITLES: &[&str] = &[
+    "总经理",
+    "采购经理",
+    "财务总监",
+    "技术负责人",
+    "行政主管",
+    "副总经理",
+    "销售总监",
+];
 
 fn person(rng: &mut Rng) -> String {
     let mut name = (*rng.pick(SURNAMES)).to_owned();
-    name.push_str(*rng.pick(GIVEN));
+    let given: &str = rng.pick(GIVEN);
+    name.push_str(given);
     if rng.below(2) == 0 {
-        name.push_str(*rng.pick(GIVEN));
+        let second: &str = rng.pick(GIVEN);
+        name.push_str(second);
     }
     name
 }
@@ -105,10 +134,21 @@ async fn find_one(engine: &Engine, object: &str, field: &str, value: &str) -> an
             },
         )
         .await?;
-    Ok(page.records.first().and_then(|r| r.get("id")).and_then(Json::as_str).map(str::to_owned))
+    Ok(page
+        .records
+        .first()
+        .and_then(|r| r.get("id"))
+        .and_then(Json::as_str)
+        .map(str::to_owned))
 }
 
-async fn department(engine: &Engine, name: &str, code: &str, parent: Option<&str>, external: bool) -> anyhow::Result<String> {
+async fn department(
+    engine: &Engine,
+    name: &str,
+    code: &str,
+    parent: Option<&str>,
+    external: bool,
+) -> anyhow::Result<String> {
     if let Some(id) = find_one(engine, "department", "code", code).await? {
         return Ok(id);
     }
@@ -195,7 +235,15 @@ pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: 
     }
 
     let mut rng = Rng::new(seed);
-    let types = ["enterprise", "enterprise", "enterprise", "government", "institution", "distributor", "individual"];
+    let types = [
+        "enterprise",
+        "enterprise",
+        "enterprise",
+        "government",
+        "institution",
+        "distributor",
+        "individual",
+    ];
     let levels = ["A", "B", "B", "C", "C1", "C2"];
     let sources = ["referral", "exhibition", "website", "phone", "event"];
     let tags = ["vip", "strategic", "new", "at_risk"];
@@ -205,7 +253,11 @@ pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: 
         let brand = rng.pick(BRANDS);
         let short_city = city.trim_end_matches('市');
         let name = format!("{short_city}{brand}{trade}有限公司");
-        let name = if i >= BRANDS.len() * TRADES.len() { format!("{name}（{}）", i + 1) } else { name };
+        let name = if i >= BRANDS.len() * TRADES.len() {
+            format!("{name}（{}）", i + 1)
+        } else {
+            name
+        };
         let (owner, dept) = rng.pick(&sales_owners).clone();
         let customer_type = *rng.pick(&types);
         let mut body = json!({
@@ -233,7 +285,9 @@ pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: 
         let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
         summary.customers += 1;
         if rng.below(2) == 0 {
-            engine.transition(&Actor::system(), "customer", &id, "sign", Some("演示数据"), None).await?;
+            engine
+                .transition(&Actor::system(), "customer", &id, "sign", Some("演示数据"), None)
+                .await?;
         }
         for _ in 0..=rng.below(3) {
             engine
