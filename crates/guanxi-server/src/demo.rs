@@ -98,10 +98,10 @@ const TITLES: &[&str] = &[
 
 fn person(rng: &mut Rng) -> String {
     let mut name = (*rng.pick(SURNAMES)).to_owned();
-    let given: &str = rng.pick(GIVEN);
+    let given = rng.pick::<&str>(GIVEN);
     name.push_str(given);
     if rng.below(2) == 0 {
-        let second: &str = rng.pick(GIVEN);
+        let second = rng.pick::<&str>(GIVEN);
         name.push_str(second);
     }
     name
