@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use guanxi_core::objects::builtin_objects;
@@ -176,13 +176,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(modules::identity::router())
         .route("/api/v1/openapi.json", get(openapi_json))
-        .route("/", get(home))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/docs")
                 .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
         )
-        .fallback(|| async { ApiError::route_not_found() })
+        .fallback(crate::web::serve)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -215,13 +214,4 @@ pub fn router(state: AppState) -> Router {
 
 async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
     Json(openapi::document(&state.engine.catalog().snapshot()))
-}
-
-/// Until the web UI is embedded, the root says what this server is and where the API lives.
-async fn home() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>Guanxi 关系</title>\
-         <h1>Guanxi 关系 CRM</h1><p>API: <a href=\"/api/docs\">/api/docs</a> · \
-         <a href=\"/api/v1/openapi.json\">openapi.json</a> · <a href=\"/healthz\">healthz</a></p></html>",
-    )
 }

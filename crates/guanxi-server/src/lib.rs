@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 pub use app::{AppOptions, Application};
 pub use config::Config;

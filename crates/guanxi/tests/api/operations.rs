@@ -116,3 +116,21 @@ async fn the_openapi_document_matches_its_snapshot_and_has_a_viewer() {
         &viewer.text[..viewer.text.len().min(200)]
     );
 }
+
+#[tokio::test]
+async fn the_browser_ui_is_served_with_a_fallback_to_index_html() {
+    let app = spawn_app().await;
+    for path in ["/", "/customers/list", "/reset-password?token=x"] {
+        let r = app.anonymous().get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let ct = r
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        assert!(r.text.contains("Guanxi") || r.text.contains("关系"), "{path}");
+    }
+    let api = app.get("/api/v1/no-such-thing").await;
+    assert_eq!(api.code(), "route_not_found", "unknown API paths stay JSON");
+}
