@@ -43,6 +43,7 @@ use crate::routes::{audit, health, jobs, meta, records};
         meta::get_dictionary,
         jobs::get_job,
         audit::list_audit,
+        audit::export_audit,
         identity::auth::auth_config,
         identity::auth::new_captcha,
         identity::auth::login,

@@ -183,7 +183,7 @@ impl Engine {
         if let Some(before) = &q.before {
             sql.push(" AND id < ").bind(before.as_str());
         }
-        let limit = if q.limit == 0 { 50 } else { q.limit.min(500) };
+        let limit = if q.limit == 0 { 50 } else { q.limit.min(50_000) };
         sql.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
         rows.iter()

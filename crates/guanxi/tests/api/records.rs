@@ -344,6 +344,13 @@ async fn every_change_is_in_the_field_history_with_old_and_new_values() {
 
     let across = app.get("/api/v1/audit?object=customer&action=update").await;
     assert_eq!(across.data().as_array().map(Vec::len), Some(1));
+    let csv = app.get("/api/v1/audit/export?object=customer").await;
+    assert!(
+        csv.text.starts_with('\u{feff}') && csv.text.contains("审计客户"),
+        "{}",
+        csv.text
+    );
+    assert_eq!(csv.text.lines().count(), 3, "a header and two entries");
 }
 
 pub fn urlencode(s: &str) -> String {
