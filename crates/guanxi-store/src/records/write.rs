@@ -256,7 +256,65 @@ impl Engine {
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
         let view = view_of(&full, actor);
-        let mut values = validate_input(&view, input, Mode::Create, &*snapshot).map_err(DomainError::Validation)?;
+        let values = self.prepare_create(actor, &snapshot, &full, &view, scope, input)?;
+        let mut tx: AnyTx = self.db.writer().begin().await?;
+        let record = self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Creates many records in one transaction (for imports): each row either commits with the
+    /// batch or, when it fails, is rolled back alone (a savepoint per row) and reported at its
+    /// index. The batch costs one commit, so a million rows take thousands of commits, not a
+    /// million.
+    pub async fn create_batch(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        inputs: &[Map<String, Json>],
+    ) -> StoreResult<Vec<StoreResult<Record>>> {
+        let snapshot = self.catalog.snapshot();
+        let full = snapshot.object(object_key)?;
+        let scope = require(actor, &full, "create")?;
+        let view = view_of(&full, actor);
+        let mut results = Vec::with_capacity(inputs.len());
+        let mut tx: AnyTx = self.db.writer().begin().await?;
+        for input in inputs {
+            let values = match self.prepare_create(actor, &snapshot, &full, &view, scope, input) {
+                Ok(v) => v,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            sqlx::raw_sql("SAVEPOINT gx_row").execute(&mut *tx).await?;
+            match self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await {
+                Ok(record) => {
+                    sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
+                    results.push(Ok(record));
+                }
+                Err(e) => {
+                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_row").execute(&mut *tx).await?;
+                    sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Validation and defaults of a create, before any database work.
+    fn prepare_create(
+        &self,
+        actor: &Actor,
+        snapshot: &Snapshot,
+        full: &ObjectDef,
+        view: &ObjectDef,
+        scope: Scope,
+        input: &Map<String, Json>,
+    ) -> StoreResult<Values> {
+        let mut values = validate_input(view, input, Mode::Create, snapshot).map_err(DomainError::Validation)?;
         set_default(&mut values, "owner_id", Value::Text(actor.id.clone()));
         if let Some(dept) = &actor.department_id {
             set_default(&mut values, "department_id", Value::Text(dept.clone()));
@@ -267,25 +325,37 @@ impl Engine {
             text_of(&values, None, "owner_id"),
             text_of(&values, None, "department_id"),
         ) {
-            return Err(outside_scope(&full));
+            return Err(outside_scope(full));
         }
+        Ok(values)
+    }
+
+    /// The database part of a create, inside the caller's transaction.
+    async fn create_in(
+        &self,
+        tx: &mut AnyTx,
+        actor: &Actor,
+        snapshot: &Snapshot,
+        full: &ObjectDef,
+        view: &ObjectDef,
+        mut values: Values,
+    ) -> StoreResult<Record> {
         let backend = self.db.backend();
-        let mut tx: AnyTx = self.db.writer().begin().await?;
         let hooks = self.hooks.for_object(&full.key);
         for h in &hooks {
             let mut ctx = HookCtx {
-                tx: &mut tx,
+                tx: &mut *tx,
                 actor,
-                object: &full,
+                object: full,
                 backend,
             };
             h.before_create(&mut ctx, &mut values).await?;
         }
-        check_references(&mut tx, backend, &snapshot, &full, actor, &values, None).await?;
+        check_references(&mut *tx, backend, snapshot, full, actor, &values, None).await?;
         for field in full.fields.iter().filter(|f| f.numbering.is_some()) {
             if let Some(rule) = &field.numbering {
                 let key = format!("{}.{}", full.key, field.key);
-                let number = numbering::next_number(&mut tx, backend, &key, rule, today_shanghai()).await?;
+                let number = numbering::next_number(&mut *tx, backend, &key, rule, today_shanghai()).await?;
                 values.push((field.key.clone(), Value::Text(number)));
             }
         }
@@ -295,7 +365,7 @@ impl Engine {
 
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_utc();
-        let (cols, custom) = assignments(&full, &values, Map::new());
+        let (cols, custom) = assignments(full, &values, Map::new());
         let mut sql = Sql::of(backend, "INSERT INTO ");
         sql.ident(&full.table)
             .push(" (\"id\", \"version\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"custom\"");
@@ -318,39 +388,38 @@ impl Engine {
             sql.push(", ").bind(bind);
         }
         sql.push(")");
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(&mut **tx).await?;
 
-        let row = fetch_row(&mut tx, backend, &full, &id, false, None)
+        let row = fetch_row(&mut *tx, backend, full, &id, false, None)
             .await?
-            .ok_or_else(|| not_found(&full, &id))?;
-        let stored = decode_row(&full, &row, false)?;
+            .ok_or_else(|| not_found(full, &id))?;
+        let stored = decode_row(full, &row, false)?;
         let changes: Vec<Json> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
             .collect();
         audit::write(
-            &mut tx,
+            &mut *tx,
             backend,
             actor,
             &full.key,
             &id,
             "create",
-            title_of(&full, &stored),
+            title_of(full, &stored),
             Json::Array(changes),
         )
         .await?;
         for h in &hooks {
             let mut ctx = HookCtx {
-                tx: &mut tx,
+                tx: &mut *tx,
                 actor,
-                object: &full,
+                object: full,
                 backend,
             };
             h.after_create(&mut ctx, &stored).await?;
         }
-        tx.commit().await?;
-        decode_row(&view, &row, false)
+        decode_row(view, &row, false)
     }
 
     /// Applies a partial update based on `expected_version`.
