@@ -37,10 +37,22 @@ function cleanup() {
 process.on('exit', cleanup)
 process.on('SIGINT', () => process.exit(130))
 
+export const ADMIN = { username: 'e2eboss', password: 'Zp#2026-e2e-Admin' }
+
+/** Creates the first administrator with the CLI; false when this binary has no such command. */
+function createAdmin(dataDir) {
+  const r = spawnSync(bin, ['create-admin', '--username', ADMIN.username, '--display-name', '测试管理员', '--password', ADMIN.password], {
+    env: { ...process.env, GUANXI_DATA_DIR: dataDir, RUST_LOG: 'warn' },
+    encoding: 'utf8',
+  })
+  if (r.status !== 0) console.log(`create-admin unavailable or failed: ${(r.stderr || r.stdout || '').trim().split('\n').pop()}`)
+  return r.status === 0
+}
+
 async function startServer(dataDir) {
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    env: { ...process.env, GUANXI_DATA_DIR: dataDir, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   })
   children.push(child)
   let log = ''
@@ -95,8 +107,24 @@ function build(outDir, env) {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
+/** Newest modification time among the UI's sources, to rebuild a stale dist. */
+function newestSource() {
+  let newest = 0
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      if (e.isDirectory()) walk(p)
+      else newest = Math.max(newest, statSync(p).mtimeMs)
+    }
+  }
+  walk(join(webDir, 'src'))
+  for (const f of ['index.html', 'vite.config.ts', 'package-lock.json']) newest = Math.max(newest, statSync(join(webDir, f)).mtimeMs)
+  return newest
+}
+
 // ---- main ----
 const dataDir = mkdtempSync(join(tmpdir(), 'guanxi-e2e-'))
+const adminCreated = createAdmin(dataDir)
 const srv = await startServer(dataDir)
 const probe = await fetch(`${srv.url}/api/v1/auth/config`)
 const hasAuth = probe.status !== 404
@@ -107,7 +135,7 @@ if (!hasAuth) {
   // A server without sign-in: use a build that allows the documented dev-only "no auth" mode.
   distDir = join(here, '.tmp', 'dist-noauth')
   build(distDir, { VITE_ALLOW_NO_AUTH: '1' })
-} else if (!existsSync(join(distDir, 'index.html')) || process.env.E2E_BUILD === '1') {
+} else if (!existsSync(join(distDir, 'index.html')) || process.env.E2E_BUILD === '1' || newestSource() > statSync(join(distDir, 'index.html')).mtimeMs) {
   build(distDir, {})
 }
 const ui = process.env.E2E_SERVER_UI === '1' ? { url: srv.url } : await startStatic(distDir, srv.url)
@@ -123,30 +151,63 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   acceptDownloads: true,
 })
 context.setDefaultTimeout(15000)
+// Closing the last tab ends Chromium's session and drops session cookies: keep one tab open.
+const keepAlive = context.pages()[0] ?? (await context.newPage())
+
+// An API client with its own session (cookie + CSRF header), for test set-up.
+async function apiSession(login, password) {
+  const jar = {}
+  const call = async (method, path, body) => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json' }
+    const cookie = Object.entries(jar).map(([k, v]) => `${k}=${v}`).join('; ')
+    if (cookie) headers.cookie = cookie
+    if (jar.gx_csrf && method !== 'GET') headers['x-csrf-token'] = jar.gx_csrf
+    const res = await fetch(`${srv.url}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+    for (const c of res.headers.getSetCookie?.() ?? []) {
+      const [kv] = c.split(';')
+      const i = kv.indexOf('=')
+      jar[kv.slice(0, i).trim()] = kv.slice(i + 1).trim()
+    }
+    const text = await res.text()
+    return { status: res.status, body: text ? JSON.parse(text) : null }
+  }
+  if (login) {
+    const r = await call('POST', '/auth/login', { login, password })
+    if (r.status !== 200 || r.body?.data?.status !== 'ok') throw new Error(`API login failed: ${JSON.stringify(r.body)}`)
+  }
+  return call
+}
+const adminApi = hasAuth && adminCreated ? await apiSession(ADMIN.username, ADMIN.password) : await apiSession()
 
 const ctx = {
   base: ui.url,
   api: srv.url,
   hasAuth,
+  adminCreated,
+  admin: ADMIN,
+  apiSession,
   context,
   shotsDir,
   async newPage() {
     const page = await context.newPage()
     page.on('pageerror', (e) => console.log(`    [pageerror] ${e.message}`))
+    if (process.env.E2E_DEBUG) page.on('response', (r) => r.url().includes('/api/') && console.log(`    [${r.status()}] ${r.request().method()} ${r.url()}`))
     return page
   },
   async shot(page, name) {
     await page.waitForTimeout(300)
     await page.screenshot({ path: join(shotsDir, `${name}.png`), fullPage: false })
   },
-  async apiJson(method, path, body) {
-    const res = await fetch(`${srv.url}/api/v1${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    const text = await res.text()
-    return { status: res.status, body: text ? JSON.parse(text) : null }
+  /** Calls the API as the administrator. */
+  apiJson: (method, path, body) => adminApi(method, path, body),
+  /** Signs the browser in through the login page (no-op on a server without sign-in). */
+  async signIn(page, login = ADMIN.username, password = ADMIN.password) {
+    if (!hasAuth) return
+    await page.goto(ctx.base + '/login')
+    await page.locator('[data-testid="login-name"]').fill(login)
+    await page.locator('[data-testid="login-password"]').fill(password)
+    await page.locator('[data-testid="login-submit"]').click()
+    await page.waitForURL((u) => !u.pathname.startsWith('/login'))
   },
 }
 
@@ -167,6 +228,22 @@ for (const f of files) {
     }
     const started = Date.now()
     try {
+      if (t.signIn !== false && hasAuth) {
+        await context.clearCookies()
+        const p = await ctx.newPage()
+        await ctx.signIn(p)
+        if (process.env.E2E_DEBUG) {
+          const cs = await context.cookies()
+          const r = await fetch(`${srv.url}/api/v1/me`, { headers: { cookie: cs.map((c) => `${c.name}=${c.value}`).join('; ') } })
+          console.log('    cookies after sign-in:', cs.map((c) => `${c.name}=${c.value.slice(0, 6)}`).join(' '), 'me →', r.status)
+        }
+        await p.close()
+        if (process.env.E2E_DEBUG) {
+          const cs = await context.cookies()
+          const r = await fetch(`${srv.url}/api/v1/me`, { headers: { cookie: cs.map((c) => `${c.name}=${c.value}`).join('; ') } })
+          console.log('    after close:', cs.map((c) => `${c.name}=${c.value.slice(0, 6)}`).join(' '), 'me →', r.status)
+        }
+      }
       await t.run(ctx)
       passed++
       console.log(`PASS ${t.name} (${Date.now() - started} ms)`)
@@ -174,6 +251,7 @@ for (const f of files) {
       failed++
       console.log(`FAIL ${t.name}\n    ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n    ')}`)
       for (const p of context.pages()) {
+        if (p === keepAlive) continue
         try {
           await p.screenshot({ path: join(shotsDir, `FAILED-${t.name.replace(/\W+/g, '_')}.png`) })
         } catch {
@@ -181,7 +259,7 @@ for (const f of files) {
         }
       }
     } finally {
-      for (const p of context.pages()) await p.close().catch(() => {})
+      for (const p of context.pages()) if (p !== keepAlive) await p.close().catch(() => {})
     }
   }
 }
