@@ -156,6 +156,8 @@ export const tests = [
       const page = await ctx.newPage()
       await page.goto(ctx.base + '/system/fields')
       await page.locator('[data-testid="fields-object"]').waitFor()
+      await page.locator('[data-testid="fields-object"] .el-select__wrapper').click()
+      await page.locator('.el-select-dropdown__item:visible').filter({ hasText: /^客户$/ }).click()
       await page.locator('[data-testid="add-field"]').click()
       const dlg = page.locator('[data-testid="field-dialog"]')
       const key = `wx${Date.now().toString(36)}`
@@ -191,7 +193,7 @@ export const tests = [
       await page.locator('[data-testid="lang-en"]').click()
       await expectText(page.locator('[data-testid="menu-customers"]'), 'Customers', 'English menu')
       await expectText(page.locator('[data-testid="page-title"]'), 'Customer list', 'English title')
-      await expectText(page.locator('[data-testid="record-table"] thead'), 'Customer name', 'English field label')
+      await expectText(page.locator('[data-testid="record-table"] thead'), 'Name', 'English field label')
       await ctx.shot(page, 'english-list')
       await page.reload()
       await expectText(page.locator('[data-testid="menu-customers"]'), 'Customers', 'language remembered')
