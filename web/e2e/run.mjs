@@ -52,7 +52,8 @@ function createAdmin(dataDir) {
 async function startServer(dataDir) {
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GUANXI_DATA_DIR: dataDir, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    // A robot cannot read the captcha: raise its threshold so that the lockout can be reached.
+    env: { GUANXI_AUTH__CAPTCHA_AFTER_FAILURES: '100', ...process.env, GUANXI_DATA_DIR: dataDir, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   })
   children.push(child)
   let log = ''
@@ -103,7 +104,7 @@ function startStatic(distDir, apiUrl) {
 
 function build(outDir, env) {
   console.log(`building UI into ${outDir}`)
-  const r = spawnSync('npx', ['vite', 'build', '--outDir', outDir, '--emptyOutDir'], { cwd: webDir, stdio: 'inherit', env: { ...process.env, ...env } })
+  const r = spawnSync('npx', ['vite', 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], { cwd: webDir, stdio: 'inherit', env: { ...process.env, ...env } })
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
@@ -228,6 +229,9 @@ for (const f of files) {
     }
     const started = Date.now()
     try {
+      // Each test starts with fresh browser preferences (language, columns, views).
+      await keepAlive.goto(ctx.base + '/favicon.svg')
+      await keepAlive.evaluate('localStorage.clear()')
       if (t.signIn !== false && hasAuth) {
         await context.clearCookies()
         const p = await ctx.newPage()

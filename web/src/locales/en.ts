@@ -69,6 +69,7 @@ const en: typeof zh = {
     nextPage: 'Next page',
     lastPage: 'Last page',
     pageSize: '{n} / page',
+    listSep: ', ',
     yuan: 'CNY',
   },
   errors: {

@@ -68,6 +68,7 @@ export default {
     nextPage: '下一页',
     lastPage: '末页',
     pageSize: '{n} 条/页',
+    listSep: '、',
     yuan: '元',
   },
   errors: {
