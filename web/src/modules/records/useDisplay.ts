@@ -5,6 +5,7 @@ import { useMetaStore } from '@/stores/meta'
 import { useAppStore } from '@/stores/app'
 import { useRelationStore } from '@/stores/relations'
 import { formatDateTime, formatMoney } from '@/utils/format'
+import { asUserRef } from './userRef'
 
 export function useDisplay() {
   const { t } = useI18n()
@@ -17,9 +18,11 @@ export function useDisplay() {
     return o ? app.tl(o.label) : String(v)
   }
 
-  function text(f: FieldDef | undefined, v: unknown, object?: string): string {
+  function text(field: FieldDef | undefined, v: unknown, object?: string): string {
     if (v === null || v === undefined || v === '') return ''
-    if (!f) return typeof v === 'object' ? JSON.stringify(v) : String(v)
+    if (!field) return typeof v === 'object' ? JSON.stringify(v) : String(v)
+    const f = asUserRef(field, !!meta.object('user') && v !== 'system')
+    if (f !== field && typeof v === 'string') rel.ensure('user', [v])
     switch (f.type) {
       case 'money':
         return formatMoney(v, app.locale)
