@@ -91,6 +91,57 @@ export const tests = [
     },
   },
   {
+    name: 'records: a network failure or a 5xx keeps what was typed',
+    async run(ctx) {
+      const page = await ctx.newPage()
+      await page.goto(ctx.base + '/records/customer/new')
+      await page.locator('[data-testid="record-form"]').waitFor()
+      await fillField(page, 'name', '网络故障测试')
+      await page.route('**/api/v1/records/customer', (route) => (route.request().method() === 'POST' ? route.abort('connectionrefused') : route.continue()))
+      await page.locator('[data-testid="form-submit"]').click()
+      await expectText(page.locator('[data-testid="form-error"]'), '无法连接服务器', 'network message')
+      assert((await page.locator('[data-field="name"] input').inputValue()) === '网络故障测试', 'typed value kept after network failure')
+      await page.unroute('**/api/v1/records/customer')
+      await page.route('**/api/v1/records/customer', (route) =>
+        route.request().method() === 'POST'
+          ? route.fulfill({ status: 503, contentType: 'text/html', body: '<html>maintenance</html>' })
+          : route.continue(),
+      )
+      await page.locator('[data-testid="form-submit"]').click()
+      await expectText(page.locator('[data-testid="form-error"]'), '服务器出错了', '5xx message')
+      await ctx.shot(page, 'form-server-error')
+      await page.unroute('**/api/v1/records/customer')
+      await page.locator('[data-testid="form-submit"]').click()
+      await page.waitForURL(/\/records\/customer\/[0-9a-f-]{36}$/)
+    },
+  },
+  {
+    name: 'list: bulk edit and bulk delete',
+    async run(ctx) {
+      const tag = await uniq('批量')
+      for (const n of ['一', '二']) await ctx.apiJson('POST', '/records/customer', { name: `${tag}${n}` })
+      const page = await ctx.newPage()
+      await page.goto(ctx.base + '/records/customer')
+      await page.locator('[data-testid="quick-search"]').fill(tag)
+      await page.locator('[data-testid="search-btn"]').click()
+      const table = page.locator('[data-testid="record-table"]')
+      await expectText(table, `${tag}二`, 'both listed')
+      await table.locator('thead .el-checkbox').first().click()
+      await page.locator('[data-testid="bulk-edit"]').click()
+      await page.locator('[data-testid="bulk-field"] .el-select__wrapper').click()
+      await page.locator('.el-select-dropdown__item:visible').filter({ hasText: /^客户等级$/ }).click()
+      await page.locator('.el-dialog:visible .el-form-item').nth(1).locator('.el-select__wrapper').click()
+      await page.locator('.el-select-dropdown__item:visible').filter({ hasText: 'B类' }).click()
+      await page.locator('[data-testid="bulk-submit"]').click()
+      await expectText(table, 'B类', 'bulk-updated level')
+      await ctx.shot(page, 'bulk-edit')
+      await table.locator('thead .el-checkbox').first().click()
+      await page.locator('[data-testid="bulk-delete"]').click()
+      await page.locator('.el-message-box button.el-button--primary').click()
+      await expectText(table, '暂无数据', 'both deleted')
+    },
+  },
+  {
     name: 'records: related list and relation lookup',
     async run(ctx) {
       const cname = await uniq('关联客户')
