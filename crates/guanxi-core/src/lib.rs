@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod meta;
 pub mod objects;
 pub mod password;
+pub mod search;
 pub mod state;
 pub mod time_fmt;
 pub mod value;

@@ -306,6 +306,17 @@ pub struct ObjectDef {
     pub default_sort: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_machine: Option<StateMachine>,
+    /// A parent whose quick search also finds this object's search fields (a customer is found
+    /// by its contacts' phones and emails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_parent: Option<SearchParent>,
+}
+
+/// The parent object and the relation field that points at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchParent {
+    pub object: String,
+    pub field: String,
 }
 
 impl ObjectDef {
@@ -322,7 +333,17 @@ impl ObjectDef {
             search_fields: Vec::new(),
             default_sort: vec!["-id".into()],
             state_machine: None,
+            search_parent: None,
         }
+    }
+
+    /// Makes this object's search fields findable from its parent's quick search.
+    pub fn searched_with(mut self, object: &str, field: &str) -> Self {
+        self.search_parent = Some(SearchParent {
+            object: object.to_owned(),
+            field: field.to_owned(),
+        });
+        self
     }
 
     pub fn title(mut self, field: &str) -> Self {

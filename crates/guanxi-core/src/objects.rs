@@ -327,8 +327,9 @@ pub fn contact() -> ObjectDef {
         ],
     )
     .title("name")
-    .search(&["name", "mobile", "email"])
+    .search(&["name", "mobile", "phone", "email"])
     .sorted_by(&["-id"])
+    .searched_with("customer", "customer_id")
 }
 
 #[cfg(test)]

@@ -110,6 +110,19 @@ impl Application {
             tasks.push(tokio::spawn(self.worker.clone().run(poll, stop_rx.clone())));
         }
         tasks.push(tokio::spawn(refresh_metadata(state.clone(), stop_rx)));
+        // An index built by older term rules (or none, after an upgrade) is rebuilt in the
+        // background; searches work meanwhile, on whatever is indexed so far.
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            match engine.search_index_current().await {
+                Ok(true) => {}
+                Ok(false) => match engine.rebuild_search_index().await {
+                    Ok(n) => tracing::info!(records = n, "search index rebuilt"),
+                    Err(e) => tracing::error!(error = ?e, "search index rebuild failed"),
+                },
+                Err(e) => tracing::error!(error = ?e, "cannot read the search index version"),
+            }
+        });
         let app = router(state.clone());
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         let _ = stop_tx.send(true);

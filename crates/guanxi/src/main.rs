@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Rebuild the quick-search index from the records (also done automatically after upgrades).
+    Reindex,
     /// Create an administrator account (the first one, or another).
     CreateAdmin {
         /// 3–20 letters, digits or underscores; reserved names such as "admin" are refused.
@@ -140,6 +142,13 @@ fn main() -> anyhow::Result<()> {
                 for (user, role) in summary.users {
                     println!("  {user:<16} {role}");
                 }
+                Ok(())
+            }
+            Command::Reindex => {
+                let engine = guanxi_server::app::open_engine(&config).await?;
+                let n = engine.rebuild_search_index().await?;
+                engine.db().close().await;
+                println!("search index rebuilt for {n} records");
                 Ok(())
             }
             Command::Restore { file } => {

@@ -11,7 +11,12 @@ use guanxi_store::hooks::HookRegistry;
 /// Hooks of every built-in module.
 pub fn hooks(config: &crate::config::Config, identity: &Arc<identity::IdentityState>) -> HookRegistry {
     let mut registry = HookRegistry::default();
-    registry.register("department", Arc::new(organisation::DepartmentHooks));
+    registry.register(
+        "department",
+        Arc::new(organisation::DepartmentHooks {
+            identity: identity.clone(),
+        }),
+    );
     identity::register_hooks(&mut registry, config, identity);
     registry
 }

@@ -9,7 +9,11 @@ use guanxi_store::sql::Sql;
 use guanxi_store::{Record, StoreResult};
 use sqlx::Row;
 
-pub struct DepartmentHooks;
+/// Department hooks; they clear the cached permissions when the tree changes, because scopes
+/// like `department_tree` are computed from it.
+pub struct DepartmentHooks {
+    pub identity: std::sync::Arc<crate::modules::identity::IdentityState>,
+}
 
 /// How deep a department tree may be walked before it is treated as broken.
 const MAX_DEPTH: usize = 64;
@@ -44,6 +48,21 @@ impl RecordHooks for DepartmentHooks {
                 None => None,
             };
         }
+        Ok(())
+    }
+
+    async fn after_create(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
+        self.identity.actors.clear();
+        Ok(())
+    }
+
+    async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
+        self.identity.actors.clear();
+        Ok(())
+    }
+
+    async fn after_delete(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
+        self.identity.actors.clear();
         Ok(())
     }
 

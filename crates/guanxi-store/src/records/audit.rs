@@ -97,12 +97,17 @@ pub(super) async fn write(
     Ok(())
 }
 
-/// Drops the changes of fields outside the actor's view of the object.
-fn visible_changes(mut e: AuditEntry, view: &ObjectDef) -> AuditEntry {
+/// Drops the changes of fields outside the actor's view of the object, and the whole entry
+/// when an update changed only such fields (its mere existence would tell of a hidden edit).
+fn visible_changes(mut e: AuditEntry, view: &ObjectDef) -> Option<AuditEntry> {
     if let Some(changes) = e.changes.as_array_mut() {
+        let before = changes.len();
         changes.retain(|c| c["field"].as_str().is_none_or(|f| view.field(f).is_some()));
+        if before > 0 && changes.is_empty() && e.action == "update" {
+            return None;
+        }
     }
-    e
+    Some(e)
 }
 
 fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
@@ -146,9 +151,11 @@ impl Engine {
             .bind(id)
             .push(" ORDER BY id");
         let rows = sql.query().fetch_all(self.db.reader()).await?;
-        rows.iter()
-            .map(|r| entry(r).map(|e| visible_changes(e, &object)))
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.extend(visible_changes(entry(r)?, &object));
+        }
+        Ok(out)
     }
 
     /// Audit entries across records, newest first.
@@ -183,18 +190,39 @@ impl Engine {
         if let Some(before) = &q.before {
             sql.push(" AND id < ").bind(before.as_str());
         }
+        // Only entries of records the reader may read: per object, all of them or those inside
+        // the read scope (entries of purged records stay visible to readers with scope `all`).
+        if !actor.is_unrestricted() {
+            sql.push(" AND (1 = 0");
+            for o in snapshot.objects() {
+                let Some(scope) = actor.scope(&o.key, "read") else {
+                    continue;
+                };
+                sql.push(" OR (object = ").bind(o.key.as_str());
+                if scope != guanxi_core::access::Scope::All {
+                    sql.push(" AND record_id IN (SELECT id FROM ")
+                        .ident(&o.table)
+                        .push(" WHERE 1 = 1");
+                    push_scope(&mut sql, actor, scope);
+                    sql.push(")");
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
         let limit = if q.limit == 0 { 50 } else { q.limit.min(50_000) };
         sql.push(" ORDER BY id DESC LIMIT ").bind(i64::from(limit));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
-        rows.iter()
-            .map(|r| {
-                let e = entry(r)?;
-                Ok(match snapshot.object(&e.object) {
-                    Ok(o) => visible_changes(e, &view_of(&o, actor)),
-                    Err(_) => e,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let e = entry(r)?;
+            let e = match snapshot.object(&e.object) {
+                Ok(o) => visible_changes(e, &view_of(&o, actor)),
+                Err(_) => Some(e),
+            };
+            out.extend(e);
+        }
+        Ok(out)
     }
 
     /// The transitions of one record, oldest first.

@@ -18,6 +18,7 @@ use sqlx::Row;
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
 use super::scope::{check_query_fields, push_scope, require, view_of};
+use super::search::push_search;
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
 
@@ -111,6 +112,12 @@ impl Engine {
         let scope = require(actor, &full, "read")?;
         let object = view_of(&full, actor);
         check_query_fields(&object, query.filter.as_ref(), &query.sort)?;
+        // The index may answer only when every search field is visible to the actor; otherwise a
+        // hidden value could be probed through the search box.
+        let indexed = object.search_fields.len() == full.search_fields.len();
+        let search_text = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        // Without an explicit sort, search results are ranked: exact title, then title prefix.
+        let ranked = search_text.is_some() && query.sort.is_empty();
         let backend = self.db.backend();
         let limit = match query.limit {
             0 => 20,
@@ -125,13 +132,23 @@ impl Engine {
         let mut sql = Sql::of(backend, "SELECT ");
         push_select_list(&mut sql, &object);
         sql.push(" FROM ").ident(&object.table).push(" WHERE ");
-        push_where(&mut sql, &object, query, actor, scope);
+        push_where(&mut sql, &object, query, actor, scope, indexed);
         if let Some(cursor) = &query.cursor {
             let values = decode_cursor(cursor, &sort_sig, &sort)?;
             sql.push(" AND ");
             push_keyset(&mut sql, &sort, &values);
         }
         sql.push(" ORDER BY ");
+        if let (true, Some(text), Some(title)) = (ranked, search_text, object.field(&object.title_field)) {
+            sql.push("CASE WHEN ");
+            push_field_expr(&mut sql, title);
+            sql.push(" = ").bind(text).push(" THEN 0 WHEN ");
+            push_field_expr(&mut sql, title);
+            let like = sql.like_keyword();
+            sql.push(like)
+                .bind(format!("{}%", escape_like(text)))
+                .push(" ESCAPE '\\' THEN 1 ELSE 2 END, ");
+        }
         for (i, k) in sort.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -154,7 +171,8 @@ impl Engine {
         for row in rows.iter().take(limit as usize) {
             records.push(decode_row(&object, row, query.deleted)?);
         }
-        let next_cursor = match (has_more, records.last(), query.page) {
+        // Ranked search pages by `page` (a cursor cannot carry the rank).
+        let next_cursor = match (has_more && !ranked, records.last(), query.page) {
             (true, Some(last), None) => Some(encode_cursor(&sort_sig, &sort, last)),
             _ => None,
         };
@@ -165,7 +183,7 @@ impl Engine {
                 let cap = (query.total == TotalMode::Capped).then_some(DEFAULT_TOTAL_CAP);
                 let mut count = Sql::of(backend, "SELECT count(*) AS n FROM (SELECT 1 FROM ");
                 count.ident(&object.table).push(" WHERE ");
-                push_where(&mut count, &object, query, actor, scope);
+                push_where(&mut count, &object, query, actor, scope, indexed);
                 if let Some(cap) = cap {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
@@ -296,7 +314,7 @@ fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
 }
 
 /// The WHERE clause shared by the page query and the count.
-fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope) {
+fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope, indexed: bool) {
     sql.push(if query.deleted {
         "\"deleted_at\" IS NOT NULL"
     } else {
@@ -308,6 +326,12 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
         push_filter(sql, filter);
     }
     if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if indexed && !object.search_fields.is_empty() {
+            push_search(sql, object, text);
+            return;
+        }
+        // Fallback for an actor who may not see every search field: a LIKE over the visible
+        // ones (slower, but it cannot reveal hidden values).
         let fields: Vec<&FieldDef> = object.search_fields.iter().filter_map(|k| object.field(k)).collect();
         if !fields.is_empty() {
             let pattern = format!("%{}%", escape_like(text));

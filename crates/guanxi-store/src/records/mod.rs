@@ -6,6 +6,7 @@ mod audit;
 mod codec;
 mod list;
 pub mod scope;
+mod search;
 mod write;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use sqlx::any::AnyRow;
 use super::audit;
 use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
 use super::scope::{covers, forbidden, push_scope, require, view_of};
+use super::search;
 use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
@@ -91,8 +92,10 @@ async fn fetch_row(
     Ok(sql.query().fetch_optional(conn).await?)
 }
 
-/// Finds the row an action applies to, with the scope that allowed it. Outside the actor's read
-/// scope the row does not exist (404); readable but outside the action's scope it is forbidden.
+/// Finds the row an action applies to, with the scope that allowed it. A row the actor cannot
+/// read does not exist for it (404), even if the action's scope would cover it (an owner moved
+/// to another department no longer reaches the records left behind); a readable row outside the
+/// action's scope is forbidden (403).
 async fn locate(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -103,17 +106,28 @@ async fn locate(
     deleted: bool,
 ) -> StoreResult<(AnyRow, Scope)> {
     let scope = require(actor, object, action)?;
-    if let Some(row) = fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, scope))).await? {
-        return Ok((row, scope));
-    }
-    if let Some(read) = actor.scope(&object.key, "read")
-        && fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, read)))
+    let Some(read) = actor.scope(&object.key, "read") else {
+        return Err(not_found(object, id));
+    };
+    let Some(row) = fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, read))).await? else {
+        return Err(not_found(object, id));
+    };
+    if scope != read
+        && scope != Scope::All
+        && fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, scope)))
             .await?
-            .is_some()
+            .is_none()
     {
         return Err(forbidden(object, action).into());
     }
-    Err(not_found(object, id))
+    Ok((row, scope))
+}
+
+/// Whether a record with this owner and department stays inside both the action's scope and
+/// the actor's read scope: nobody creates or moves a record to where they could not see it.
+fn placeable(actor: &Actor, object: &ObjectDef, scope: Scope, owner: Option<&str>, department: Option<&str>) -> bool {
+    let read = actor.scope(&object.key, "read");
+    covers(actor, scope, owner, department) && read.is_some_and(|r| covers(actor, r, owner, department))
 }
 
 fn set_default(values: &mut Values, key: &str, value: Value) {
@@ -319,8 +333,9 @@ impl Engine {
         if let Some(dept) = &actor.department_id {
             set_default(&mut values, "department_id", Value::Text(dept.clone()));
         }
-        if !covers(
+        if !placeable(
             actor,
+            full,
             scope,
             text_of(&values, None, "owner_id"),
             text_of(&values, None, "department_id"),
@@ -419,6 +434,7 @@ impl Engine {
             };
             h.after_create(&mut ctx, &stored).await?;
         }
+        search::after_change(&mut *tx, backend, snapshot, full, &stored, None).await?;
         decode_row(view, &row, false)
     }
 
@@ -508,8 +524,9 @@ impl Engine {
         }
         let moves = changes.iter().any(|(k, _)| k == "owner_id" || k == "department_id");
         if moves
-            && !covers(
+            && !placeable(
                 actor,
+                full,
                 scope,
                 text_of(&changes, Some(&old), "owner_id"),
                 text_of(&changes, Some(&old), "department_id"),
@@ -565,6 +582,7 @@ impl Engine {
             };
             h.after_update(&mut ctx, &old, &new).await?;
         }
+        search::after_change(&mut *tx, backend, snapshot, full, &new, Some(&old)).await?;
         Ok(visible(view, new))
     }
 
@@ -650,6 +668,7 @@ impl Engine {
             };
             h.after_delete(&mut ctx, &old).await?;
         }
+        search::after_lifecycle(&mut *tx, backend, &self.catalog.snapshot(), object, &old, false).await?;
         Ok(())
     }
 
@@ -707,6 +726,7 @@ impl Engine {
             json!([]),
         )
         .await?;
+        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &full, &record, false).await?;
         tx.commit().await?;
         Ok(visible(&view, record))
     }
@@ -748,6 +768,7 @@ impl Engine {
             json!([]),
         )
         .await?;
+        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &object, &old, true).await?;
         tx.commit().await?;
         Ok(())
     }

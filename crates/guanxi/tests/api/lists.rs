@@ -209,3 +209,81 @@ async fn page_numbers_totals_field_selection_and_quick_search_work() {
     let by_number = names(&app, "q=CM000002").await;
     assert_eq!(by_number, ["平煤物流有限公司"]);
 }
+
+/// Seed 000 §3.1.2 and PRODUCT.md: search by number, Chinese substring, pinyin and initials,
+/// phone, email, and a contact's phone or email — from the index, ranked.
+#[tokio::test]
+async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_contacts() {
+    let app = spawn_app().await;
+    let zp = app
+        .create(
+            "customer",
+            json!({"name": "中平能源", "phone": "13812345678", "email": "info@zpny.com.cn"}),
+        )
+        .await;
+    app.create("customer", json!({"name": "平顶山中平能源物流有限公司"}))
+        .await;
+    app.create("customer", json!({"name": "北京华信科技有限公司"})).await;
+    let hx = app.get("/api/v1/records/customer?q=CM000003").await;
+    assert_eq!(hx.data()[0]["name"], "北京华信科技有限公司");
+    let contact_of = app.create("customer", json!({"name": "上海申达贸易有限公司"})).await;
+    app.create(
+        "contact",
+        json!({"customer_id": contact_of["id"], "name": "周敏", "mobile": "13900001111", "email": "zhou.min@shenda.cn"}),
+    )
+    .await;
+
+    let found = |q: &str| {
+        let app = &app;
+        let q = urlencode(q);
+        async move { names(app, &format!("q={q}")).await }
+    };
+    assert_eq!(
+        found("中平能源").await,
+        ["中平能源", "平顶山中平能源物流有限公司"],
+        "the exact name ranks first"
+    );
+    assert_eq!(found("能源物流").await, ["平顶山中平能源物流有限公司"]);
+    assert_eq!(found("华信").await, ["北京华信科技有限公司"]);
+    assert_eq!(found("zhongping").await.len(), 2, "full pinyin");
+    assert_eq!(found("zpny").await.len(), 2, "pinyin initials");
+    assert_eq!(found("ZPNY").await.len(), 2, "case does not matter");
+    assert_eq!(found("nengyuan").await.len(), 2, "pinyin from the middle of a name");
+    assert_eq!(found("bjhx").await, ["北京华信科技有限公司"]);
+    assert_eq!(found("1381234").await, ["中平能源"], "phone prefix");
+    assert_eq!(found("5678").await, ["中平能源"], "last four digits of a phone");
+    assert_eq!(found("zpny.com").await, ["中平能源"], "email part");
+    assert_eq!(
+        found("13900001111").await,
+        ["上海申达贸易有限公司"],
+        "a contact's mobile finds its customer"
+    );
+    assert_eq!(
+        found("zhou.min").await,
+        ["上海申达贸易有限公司"],
+        "a contact's email finds its customer"
+    );
+    assert!(found("有限公司").await.len() >= 3);
+    assert!(found("' or 1=1 --").await.is_empty());
+    assert!(found("%_").await.is_empty());
+
+    // The index follows changes: a rename, a deleted contact.
+    let path = format!("/api/v1/records/customer/{}", zp["id"].as_str().unwrap_or(""));
+    app.patch(&path, &json!({"version": 1, "name": "中原电力"})).await;
+    assert_eq!(
+        found("zhongping").await,
+        ["平顶山中平能源物流有限公司"],
+        "the old name no longer finds it"
+    );
+    assert_eq!(found("zydl").await, ["中原电力"]);
+    let contacts = app.get("/api/v1/records/contact").await;
+    let cid = contacts.data()[0]["id"].as_str().unwrap_or_default().to_owned();
+    app.delete(&format!("/api/v1/records/contact/{cid}")).await;
+    assert!(
+        found("13900001111").await.is_empty(),
+        "a deleted contact no longer finds its customer"
+    );
+    let rebuilt = app.state.engine.rebuild_search_index().await.expect("rebuild");
+    assert!(rebuilt >= 4);
+    assert_eq!(found("zydl").await, ["中原电力"], "a rebuild gives the same answers");
+}

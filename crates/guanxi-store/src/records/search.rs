@@ -1,0 +1,283 @@
+//! The quick-search index in the database: `search_terms (object, term, record_id)`, written in
+//! the same transaction as every change of a searchable field, and read by lists with `q=`.
+//! Lookups are exact-term intersections (Chinese bigrams) or prefix ranges (pinyin, tokens) on
+//! the primary key, so a search touches index entries, never the whole table.
+
+use guanxi_core::ObjectDef;
+use guanxi_core::meta::FieldType;
+use guanxi_core::search::{Plan, plan, prefix_end, terms};
+use guanxi_core::time_fmt::now_utc;
+use serde_json::Value as Json;
+use sqlx::{AnyConnection, Row};
+
+use super::Engine;
+use super::codec::Record;
+use crate::catalog::Snapshot;
+use crate::db::Backend;
+use crate::error::StoreResult;
+use crate::sql::{Bind, Sql};
+
+/// Bumped when term generation changes; a server that finds an older index rebuilds it.
+pub const INDEX_VERSION: &str = "1";
+
+fn field_terms(object: &ObjectDef, record: &Record, out: &mut Vec<String>) {
+    for key in &object.search_fields {
+        let Some(field) = object.field(key) else { continue };
+        if let Some(text) = record.get(key).and_then(Json::as_str) {
+            out.extend(terms(text, matches!(field.field_type, FieldType::Phone)));
+        }
+    }
+}
+
+/// Rewrites the index entries of one record from its own search fields and those of its live
+/// children (e.g. a customer's contacts).
+pub(super) async fn reindex(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    snapshot: &Snapshot,
+    object: &ObjectDef,
+    id: &str,
+) -> StoreResult<()> {
+    if object.search_fields.is_empty() {
+        return Ok(());
+    }
+    let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
+    del.bind(object.key.as_str()).push(" AND record_id = ").bind(id);
+    del.query().execute(&mut *conn).await?;
+
+    let mut all = Vec::new();
+    let own = select_search_values(conn, backend, object, "id", id).await?;
+    for r in &own {
+        field_terms(object, r, &mut all);
+    }
+    if own.is_empty() {
+        return Ok(());
+    }
+    for child in snapshot.objects() {
+        let Some(parent) = &child.search_parent else { continue };
+        if parent.object != object.key {
+            continue;
+        }
+        for r in select_search_values(conn, backend, child, &parent.field, id).await? {
+            field_terms(child, &r, &mut all);
+        }
+    }
+    all.sort();
+    all.dedup();
+    for chunk in all.chunks(200) {
+        let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
+        for (i, term) in chunk.iter().enumerate() {
+            if i > 0 {
+                ins.push(", ");
+            }
+            ins.push("(")
+                .bind(object.key.as_str())
+                .push(", ")
+                .bind(term.as_str())
+                .push(", ")
+                .bind(id)
+                .push(")");
+        }
+        ins.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The search-field values of live rows where `column = value`.
+async fn select_search_values(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    column: &str,
+    value: &str,
+) -> StoreResult<Vec<Record>> {
+    let fields: Vec<&str> = object
+        .search_fields
+        .iter()
+        .filter(|k| object.field(k).is_some_and(|f| !f.custom))
+        .map(String::as_str)
+        .collect();
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::of(backend, "SELECT ");
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(f);
+    }
+    sql.push(" FROM ")
+        .ident(&object.table)
+        .push(" WHERE ")
+        .ident(column)
+        .push(" = ")
+        .bind(value)
+        .push(" AND \"deleted_at\" IS NULL");
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut r = Record::new();
+        for f in &fields {
+            let v: Option<String> = row.try_get(*f)?;
+            r.insert((*f).to_owned(), v.map_or(Json::Null, Json::String));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Keeps the index in step after a change of `record` (and, for an update, its `old` version):
+/// the record's own entry when a search field changed, and its search parent's entries.
+pub(super) async fn after_change(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    snapshot: &Snapshot,
+    object: &ObjectDef,
+    record: &Record,
+    old: Option<&Record>,
+) -> StoreResult<()> {
+    let changed = |key: &str| old.is_none_or(|o| o.get(key) != record.get(key));
+    let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
+    if !object.search_fields.is_empty() && object.search_fields.iter().any(|k| changed(k)) {
+        reindex(conn, backend, snapshot, object, id).await?;
+    }
+    if let Some(parent) = &object.search_parent {
+        let touched = old.is_none() || changed(&parent.field) || object.search_fields.iter().any(|k| changed(k));
+        if touched {
+            let parent_def = snapshot.object(&parent.object)?;
+            let mut parents: Vec<&str> = Vec::new();
+            if let Some(p) = record.get(&parent.field).and_then(Json::as_str) {
+                parents.push(p);
+            }
+            if let Some(p) = old.and_then(|o| o.get(&parent.field)).and_then(Json::as_str)
+                && !parents.contains(&p)
+            {
+                parents.push(p);
+            }
+            for p in parents {
+                reindex(conn, backend, snapshot, &parent_def, p).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a delete, restore or purge: the parent's entry changes (a contact's phone no longer
+/// finds a customer, or does again); a purged record loses its own entry.
+pub(super) async fn after_lifecycle(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    snapshot: &Snapshot,
+    object: &ObjectDef,
+    record: &Record,
+    purged: bool,
+) -> StoreResult<()> {
+    let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
+    if purged {
+        let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
+        del.bind(object.key.as_str()).push(" AND record_id = ").bind(id);
+        del.query().execute(&mut *conn).await?;
+    }
+    if let Some(parent) = &object.search_parent
+        && let Some(p) = record.get(&parent.field).and_then(Json::as_str)
+    {
+        let parent_def = snapshot.object(&parent.object)?;
+        reindex(conn, backend, snapshot, &parent_def, p).await?;
+    }
+    Ok(())
+}
+
+/// Appends ` AND <id matches the query>` for a list with `q=`.
+pub(super) fn push_search(sql: &mut Sql, object: &ObjectDef, query: &str) {
+    match plan(query) {
+        Plan::Nothing => {
+            sql.push(" AND 1 = 0");
+        }
+        Plan::AllOf(terms) => {
+            let n = i64::try_from(terms.len()).unwrap_or(i64::MAX);
+            sql.push(" AND \"id\" IN (SELECT record_id FROM search_terms WHERE object = ")
+                .bind(object.key.as_str())
+                .push(" AND term IN (")
+                .bind_list(terms.into_iter().map(Bind::Text))
+                .push(") GROUP BY record_id HAVING count(*) = ")
+                .bind(n)
+                .push(")");
+        }
+        Plan::AnyPrefix(prefixes) => {
+            sql.push(" AND \"id\" IN (SELECT record_id FROM search_terms WHERE object = ")
+                .bind(object.key.as_str())
+                .push(" AND (");
+            for (i, p) in prefixes.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(term >= ")
+                    .bind(p.as_str())
+                    .push(" AND term < ")
+                    .bind(prefix_end(p))
+                    .push(")");
+            }
+            sql.push("))");
+        }
+    }
+}
+
+impl Engine {
+    /// Rebuilds the whole search index (after an upgrade that changed how terms are made, or
+    /// for data loaded before the index existed), in batches so the writer is never held long.
+    pub async fn rebuild_search_index(&self) -> StoreResult<usize> {
+        let snapshot = self.catalog.snapshot();
+        let backend = self.db.backend();
+        let mut count = 0;
+        for object in snapshot.objects() {
+            if object.search_fields.is_empty() {
+                continue;
+            }
+            let mut after = String::new();
+            loop {
+                let mut sql = Sql::of(backend, "SELECT id FROM ");
+                sql.ident(&object.table)
+                    .push(" WHERE deleted_at IS NULL AND id > ")
+                    .bind(after.as_str())
+                    .push(" ORDER BY id LIMIT 500");
+                let ids: Vec<String> = sql
+                    .query()
+                    .fetch_all(self.db.reader())
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("id"))
+                    .collect::<Result<_, _>>()?;
+                let Some(last) = ids.last().cloned() else { break };
+                let mut tx = self.db.writer().begin().await?;
+                for id in &ids {
+                    reindex(&mut tx, backend, &snapshot, object, id).await?;
+                }
+                tx.commit().await?;
+                count += ids.len();
+                after = last;
+            }
+        }
+        let del = Sql::of(backend, "DELETE FROM settings WHERE key = 'search_index_version'");
+        del.query().execute(self.db.writer()).await?;
+        let mut set = Sql::of(
+            backend,
+            "INSERT INTO settings (key, value, updated_at) VALUES ('search_index_version', ",
+        );
+        set.bind(Json::String(INDEX_VERSION.into()).to_string())
+            .push(", ")
+            .bind(now_utc())
+            .push(")");
+        set.query().execute(self.db.writer()).await?;
+        Ok(count)
+    }
+
+    /// Whether the stored index was built by this version of the term rules.
+    pub async fn search_index_current(&self) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = 'search_index_version'")
+            .fetch_optional(self.db.reader())
+            .await?;
+        let value: Option<String> = row.map(|r| r.try_get("value")).transpose()?;
+        Ok(value.as_deref() == Some(&Json::String(INDEX_VERSION.into()).to_string()))
+    }
+}
