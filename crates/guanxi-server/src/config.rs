@@ -10,6 +10,23 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use guanxi_store::Durability;
 use serde::{Deserialize, Serialize};
 
+/// The top-level keys of [`Config`], for reading `GUANXI_*` variables.
+const CONFIG_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "db_max_connections",
+    "durability",
+    "max_body_bytes",
+    "log_format",
+    "worker_poll_ms",
+    "job_retry_base_ms",
+    "run_worker",
+    "auth",
+    "mail",
+    "log_retention_days",
+];
+
 /// Everything the server can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,7 +166,17 @@ impl Config {
         let file = file.map_or_else(|| PathBuf::from("guanxi.toml"), Path::to_path_buf);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&file))
-            .merge(Env::prefixed("GUANXI_").ignore(&["DATABASE_URL"]).split("__"))
+            .merge(
+                Env::prefixed("GUANXI_")
+                    .split("__")
+                    // Other GUANXI_* variables (GUANXI_ADMIN_PASSWORD for create-admin, scripts'
+                    // own) are not server settings; only known keys are read, and a misspelt
+                    // key in guanxi.toml is still refused.
+                    .filter(|k| {
+                        let top = k.as_str().split('.').next().unwrap_or("").to_ascii_lowercase();
+                        CONFIG_KEYS.contains(&top.as_str())
+                    }),
+            )
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
@@ -207,14 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_readable_from_the_environment() {
+        let json = serde_json::to_value(Config::default()).unwrap_or_default();
+        let mut keys: Vec<&str> = json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        keys.sort_unstable();
+        let mut known = CONFIG_KEYS.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known, "CONFIG_KEYS must list every top-level setting");
+    }
+
+    #[test]
     fn the_file_then_the_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("guanxi.toml", "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n")?;
             jail.set_env("GUANXI_MAX_BODY_BYTES", "8192");
+            jail.set_env("GUANXI_AUTH__LOCK_MINUTES", "30");
+            jail.set_env("GUANXI_ADMIN_PASSWORD", "not a setting");
             jail.set_env("DATABASE_URL", "postgres://u@localhost/guanxi");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.listen.port(), 9000);
             assert_eq!(c.max_body_bytes, 8192);
+            assert_eq!(c.auth.lock_minutes, 30, "nested keys use a double underscore");
             assert_eq!(c.database_url(), "postgres://u@localhost/guanxi");
             Ok(())
         });
