@@ -20,7 +20,16 @@ fn relation(object: &str) -> FieldType {
 
 /// Every standard object, in menu order.
 pub fn builtin_objects() -> Vec<ObjectDef> {
-    vec![department(), user(), role(), customer(), contact()]
+    vec![
+        department(),
+        user(),
+        role(),
+        customer(),
+        contact(),
+        lead(),
+        follow_up(),
+        care_action(),
+    ]
 }
 
 /// Departments form the organisation tree (HQ → branch → office → team) that data scopes use.
@@ -330,6 +339,152 @@ pub fn contact() -> ObjectDef {
     .search(&["name", "mobile", "phone", "email"])
     .sorted_by(&["-id"])
     .searched_with("customer", "customer_id")
+}
+
+/// A lead (潜在客户, seed 001 M9 §3.1.2): a prospect not yet a customer. Conversion turns it
+/// into a customer and a contact in one transaction; the lead's owner and name carry over
+/// unchanged, and a converted lead is read-only (it stays for the lead report).
+pub fn lead() -> ObjectDef {
+    ObjectDef::new(
+        "lead",
+        "leads",
+        "潜在客户",
+        "Lead",
+        vec![
+            FieldDef::new("number", "线索编号", "Lead number", text(32)).numbered(NumberingRule {
+                prefix: "XS".into(),
+                date_part: DatePart::None,
+                separator: String::new(),
+                width: 6,
+            }),
+            FieldDef::new("name", "联系人姓名", "Contact name", text(50)).required(),
+            FieldDef::new("company", "公司名称", "Company", text(200)),
+            FieldDef::new("title", "职务", "Title", text(50)),
+            FieldDef::new("mobile", "手机", "Mobile", FieldType::Phone),
+            FieldDef::new("phone", "电话", "Phone", FieldType::Phone),
+            FieldDef::new("email", "邮箱", "Email", FieldType::Email),
+            FieldDef::new("source", "来源", "Source", select("customer_source")),
+            FieldDef::new("industry", "所属行业", "Industry", select("industry")),
+            FieldDef::new("province", "省份", "Province", text(50)),
+            FieldDef::new("city", "城市", "City", text(50)),
+            FieldDef::new("district", "区县", "District", text(50)),
+            FieldDef::new("address", "地址", "Address", text(300)),
+            FieldDef::new("status", "线索状态", "Status", FieldType::State),
+            FieldDef::new(
+                "converted_customer_id",
+                "转化客户",
+                "Converted to customer",
+                relation("customer"),
+            )
+            .read_only(),
+            FieldDef::new(
+                "converted_contact_id",
+                "转化联系人",
+                "Converted to contact",
+                relation("contact"),
+            )
+            .read_only(),
+            FieldDef::new("converted_at", "转化时间", "Converted at", FieldType::DateTime).read_only(),
+            FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 4000 }),
+        ],
+    )
+    .title("name")
+    .search(&["name", "company", "number", "mobile", "email"])
+    .sorted_by(&["-id"])
+    .with_state_machine(lead_lifecycle())
+}
+
+fn lead_lifecycle() -> StateMachine {
+    let mut disqualify = transition(
+        "disqualify",
+        "作废",
+        "Disqualify",
+        &["new", "contacted", "qualified"],
+        "disqualified",
+    );
+    disqualify.remark_required = true;
+    let mut convert = transition(
+        "convert",
+        "转化为客户",
+        "Convert to customer",
+        &["new", "contacted", "qualified"],
+        "converted",
+    );
+    convert.permission = Some("lead.convert".into());
+    StateMachine {
+        field: "status".into(),
+        initial: "new".into(),
+        states: vec![
+            state("new", "新线索", "New"),
+            state("contacted", "已联系", "Contacted"),
+            state("qualified", "已确认", "Qualified"),
+            state("converted", "已转化", "Converted"),
+            state("disqualified", "已作废", "Disqualified"),
+        ],
+        transitions: vec![
+            transition("contact", "已联系", "Mark contacted", &["new"], "contacted"),
+            transition("qualify", "确认有效", "Qualify", &["new", "contacted"], "qualified"),
+            convert,
+            disqualify,
+            transition("reopen", "重新打开", "Reopen", &["disqualified"], "new"),
+        ],
+    }
+}
+
+/// A follow-up (跟进记录): a call, visit, email, meeting, note or task with a customer
+/// (seed 001 M8, seed 004 ch. 5).
+pub fn follow_up() -> ObjectDef {
+    ObjectDef::new(
+        "follow_up",
+        "follow_ups",
+        "跟进记录",
+        "Follow-up",
+        vec![
+            FieldDef::new("customer_id", "客户", "Customer", relation("customer")).required(),
+            FieldDef::new("contact_id", "联系人", "Contact", relation("contact")),
+            FieldDef::new("kind", "方式", "Kind", select("activity_kind")).required(),
+            FieldDef::new("subject", "主题", "Subject", text(200)).required(),
+            FieldDef::new("occurred_at", "时间", "When", FieldType::DateTime).required(),
+            FieldDef::new("place", "地点", "Place", text(200)),
+            FieldDef::new("purpose", "目的", "Purpose", text(500)),
+            FieldDef::new("content", "内容", "Content", FieldType::LongText { max_len: 10_000 }),
+            FieldDef::new(
+                "feedback",
+                "客户反馈",
+                "Customer feedback",
+                FieldType::LongText { max_len: 4000 },
+            ),
+            FieldDef::new("next_step", "下一步", "Next step", text(500)),
+            FieldDef::new("remind_at", "提醒时间", "Reminder", FieldType::DateTime),
+            FieldDef::new("done", "已完成", "Done", FieldType::Boolean),
+        ],
+    )
+    .title("subject")
+    .search(&["subject"])
+    .sorted_by(&["-occurred_at"])
+}
+
+/// A care action (客户关怀, seed 004 ch. 5): birthday, holiday or custom care by phone, SMS,
+/// email or gift.
+pub fn care_action() -> ObjectDef {
+    ObjectDef::new(
+        "care_action",
+        "care_actions",
+        "客户关怀",
+        "Care action",
+        vec![
+            FieldDef::new("customer_id", "客户", "Customer", relation("customer")).required(),
+            FieldDef::new("contact_id", "联系人", "Contact", relation("contact")),
+            FieldDef::new("occasion", "关怀类型", "Occasion", select("care_occasion")).required(),
+            FieldDef::new("channel", "方式", "Channel", select("care_channel")).required(),
+            FieldDef::new("planned_on", "计划日期", "Planned on", FieldType::Date).required(),
+            FieldDef::new("done_on", "执行日期", "Done on", FieldType::Date),
+            FieldDef::new("content", "内容", "Content", FieldType::LongText { max_len: 4000 }),
+            FieldDef::new("cost", "费用", "Cost", FieldType::Money),
+        ],
+    )
+    .title("occasion")
+    .sorted_by(&["-planned_on"])
 }
 
 #[cfg(test)]

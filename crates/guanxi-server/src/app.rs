@@ -64,10 +64,12 @@ impl Application {
         .await?;
         migrate::run(&db).await?;
         let identity = Arc::new(modules::identity::IdentityState::default());
-        let mut hooks = modules::hooks(&config, &identity);
+        let engine_cell = modules::customers::EngineCell::default();
+        let mut hooks = modules::hooks(&config, &identity, &engine_cell);
         hooks.merge(options.hooks);
         let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
         let engine = Engine::new(db.clone(), catalog, hooks);
+        let _ = engine_cell.set(engine.clone());
         let mut worker = Worker::new(db.clone()).retry_base(Duration::from_millis(config.job_retry_base_ms));
         worker.register(
             crate::mail::SEND_EMAIL,
@@ -151,9 +153,12 @@ pub async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
     .await?;
     migrate::run(&db).await?;
     let identity = Arc::new(modules::identity::IdentityState::default());
-    let hooks = modules::hooks(config, &identity);
+    let engine_cell = modules::customers::EngineCell::default();
+    let hooks = modules::hooks(config, &identity, &engine_cell);
     let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
-    Ok(Engine::new(db, catalog, hooks))
+    let engine = Engine::new(db, catalog, hooks);
+    let _ = engine_cell.set(engine.clone());
+    Ok(engine)
 }
 
 /// Keeps custom fields and dictionaries in step with other servers sharing the database.
@@ -188,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::health::router())
         .merge(modules::identity::router())
+        .merge(modules::customers::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(

@@ -236,7 +236,10 @@ mod tests {
     #[test]
     fn every_setting_is_readable_from_the_environment() {
         let json = serde_json::to_value(Config::default()).unwrap_or_default();
-        let mut keys: Vec<&str> = json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         keys.sort_unstable();
         let mut known = CONFIG_KEYS.to_vec();
         known.sort_unstable();

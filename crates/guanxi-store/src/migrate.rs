@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0002_organisation_and_customers"),
     migration!("0003_identity"),
     migration!("0004_search"),
+    migration!("0006_leads_and_activities"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

@@ -277,6 +277,23 @@ impl Engine {
         Ok(record)
     }
 
+    /// Creates a record inside the caller's transaction, with every check of [`Engine::create`]:
+    /// for hooks and workflows that must create related records atomically (lead conversion).
+    pub async fn create_in_tx(
+        &self,
+        tx: &mut AnyTx,
+        actor: &Actor,
+        object_key: &str,
+        input: &Map<String, Json>,
+    ) -> StoreResult<Record> {
+        let snapshot = self.catalog.snapshot();
+        let full = snapshot.object(object_key)?;
+        let scope = require(actor, &full, "create")?;
+        let view = view_of(&full, actor);
+        let values = self.prepare_create(actor, &snapshot, &full, &view, scope, input)?;
+        self.create_in(tx, actor, &snapshot, &full, &view, values).await
+    }
+
     /// Creates many records in one transaction (for imports): each row either commits with the
     /// batch or, when it fails, is rolled back alone (a savepoint per row) and reported at its
     /// index. The batch costs one commit, so a million rows take thousands of commits, not a

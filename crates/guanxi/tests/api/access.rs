@@ -44,8 +44,25 @@ const OWN_B: &[&str] = &["B"];
 const OWN_P: &[&str] = &["P"];
 const NONE: &[&str] = &[];
 
-const EVERY_OBJECT: &[&str] = &["contact", "customer", "department", "role", "user"];
-const STAFF_OBJECTS: &[&str] = &["contact", "customer", "department", "user"];
+const EVERY_OBJECT: &[&str] = &[
+    "care_action",
+    "contact",
+    "customer",
+    "department",
+    "follow_up",
+    "lead",
+    "role",
+    "user",
+];
+const STAFF_OBJECTS: &[&str] = &[
+    "care_action",
+    "contact",
+    "customer",
+    "department",
+    "follow_up",
+    "lead",
+    "user",
+];
 const PARTNER_OBJECTS: &[&str] = &["contact", "customer"];
 
 /// A signed-in user of the organisation.

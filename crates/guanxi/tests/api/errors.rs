@@ -206,16 +206,16 @@ async fn sql_in_values_is_stored_and_matched_as_plain_text() {
 async fn a_server_error_says_nothing_about_its_cause() {
     let app = spawn_app().await;
     // Sabotage: remove a table behind the server's back.
-    sqlx::raw_sql("DROP TABLE contacts")
+    sqlx::raw_sql("DROP TABLE care_actions")
         .execute(app.state.db.writer())
         .await
         .expect("drop");
-    let r = app.get("/api/v1/records/contact").await;
+    let r = app.get("/api/v1/records/care_action").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(r.code(), "internal");
     let text = r.text.to_lowercase();
     assert!(
-        !text.contains("contacts") && !text.contains("sql") && !text.contains("table"),
+        !text.contains("care_actions") && !text.contains("sql") && !text.contains("table"),
         "{}",
         r.text
     );

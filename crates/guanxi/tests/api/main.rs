@@ -9,6 +9,7 @@
 
 mod access;
 mod cli;
+mod customers;
 mod engine;
 mod errors;
 mod helpers;

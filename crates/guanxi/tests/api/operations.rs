@@ -59,7 +59,19 @@ async fn metadata_describes_objects_fields_workflows_and_dictionaries() {
         .flatten()
         .filter_map(|o| o["key"].as_str())
         .collect();
-    assert_eq!(keys, ["department", "user", "role", "customer", "contact"]);
+    assert_eq!(
+        keys,
+        [
+            "department",
+            "user",
+            "role",
+            "customer",
+            "contact",
+            "lead",
+            "follow_up",
+            "care_action"
+        ]
+    );
     let customer = app.get("/api/v1/meta/objects/customer").await;
     let d = customer.data();
     assert_eq!(d["label"]["zh"], "客户");
