@@ -45,7 +45,7 @@ interface GroupDef {
 
 /** Objects per group, in menu order. Objects not listed go to their `module` hint or "other". */
 export const GROUPS: GroupDef[] = [
-  { key: 'customers', icon: User, objects: ['customer', 'contact', 'lead', 'follow_up', 'activity', 'care', 'customer_group'] },
+  { key: 'customers', icon: User, objects: ['customer', 'contact', 'lead', 'follow_up', 'activity', 'care_action', 'care', 'customer_group'] },
   { key: 'sales', icon: Briefcase, objects: ['opportunity', 'quote', 'order', 'receivable', 'invoice', 'product', 'product_category', 'price_list', 'warehouse', 'inventory'] },
   { key: 'contracts', icon: Document, objects: ['contract', 'contract_template'] },
   { key: 'service', icon: Service, objects: ['work_order', 'field_service', 'knowledge', 'survey', 'complaint'] },
