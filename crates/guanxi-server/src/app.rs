@@ -75,6 +75,7 @@ impl Application {
             crate::mail::SEND_EMAIL,
             crate::mail::MailSender::new(config.mail.clone()),
         );
+        modules::transfer::register_jobs(&mut worker, &engine, &config);
         for (kind, handler) in options.jobs {
             worker.register(&kind, handler);
         }
@@ -193,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::health::router())
         .merge(modules::identity::router())
+        .merge(modules::transfer::router())
         .merge(modules::customers::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))

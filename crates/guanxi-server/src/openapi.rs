@@ -11,6 +11,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr};
 
 use crate::error::{ErrorBody, ErrorEnvelope};
 use crate::modules::identity;
+use crate::modules::transfer::{export as transfer_export, import as transfer_import};
 use crate::routes::{audit, health, jobs, meta, records};
 
 #[derive(OpenApi)]
@@ -73,6 +74,18 @@ use crate::routes::{audit, health, jobs, meta, records};
         identity::admin::get_settings,
         identity::admin::update_settings,
         crate::modules::customers::convert_lead,
+        transfer_import::create_import,
+        transfer_import::list_imports,
+        transfer_import::get_import,
+        transfer_import::update_mapping,
+        transfer_import::dry_run,
+        transfer_import::commit,
+        transfer_import::undo,
+        transfer_import::list_errors,
+        transfer_import::error_report,
+        transfer_export::create_export,
+        transfer_export::get_export,
+        transfer_export::download_export,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -97,6 +110,8 @@ use crate::routes::{audit, health, jobs, meta, records};
         (name = "metadata", description = "Objects, fields, custom fields, dictionaries"),
         (name = "audit", description = "Audit trail"),
         (name = "jobs", description = "Background jobs"),
+        (name = "import", description = "Import of xlsx/csv files into any object: mapping, dry run, commit, error report, undo"),
+        (name = "export", description = "Export of any filtered list to csv, xlsx or pdf"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

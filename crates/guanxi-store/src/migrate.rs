@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0002_organisation_and_customers"),
     migration!("0003_identity"),
     migration!("0004_search"),
+    migration!("0005_transfer"),
     migration!("0006_leads_and_activities"),
 ];
 

@@ -4,6 +4,7 @@
 pub mod customers;
 pub mod identity;
 pub mod organisation;
+pub mod transfer;
 
 use std::sync::Arc;
 

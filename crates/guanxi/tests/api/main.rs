@@ -17,3 +17,4 @@ mod identity;
 mod lists;
 mod operations;
 mod records;
+mod transfer;
