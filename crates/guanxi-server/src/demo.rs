@@ -172,6 +172,31 @@ pub struct DemoSummary {
 
 /// Creates the organisation and users (once) and `customers` more customers with contacts.
 pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: u64) -> anyhow::Result<DemoSummary> {
+    let (mut summary, sales_owners) = organisation(engine, config).await?;
+    let mut rng = Rng::new(seed);
+    for i in 0..customers {
+        let (body, owner, dept) = customer_body(&mut rng, i, &sales_owners);
+        let record = engine.create(&Actor::system(), "customer", &body).await?;
+        let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+        summary.customers += 1;
+        if rng.below(2) == 0 {
+            engine
+                .transition(&Actor::system(), "customer", &id, "sign", Some("演示数据"), None)
+                .await?;
+        }
+        for _ in 0..=rng.below(3) {
+            engine
+                .create(&Actor::system(), "contact", &contact_body(&mut rng, &id, &owner, &dept))
+                .await?;
+            summary.contacts += 1;
+        }
+    }
+    Ok(summary)
+}
+
+/// The department tree and one user per role (created once); returns the summary so far and
+/// the (owner, department) pairs customers are spread over.
+async fn organisation(engine: &Engine, config: &Config) -> anyhow::Result<(DemoSummary, Vec<(String, String)>)> {
     let hq = department(engine, "总部", "HQ", None, false).await?;
     let north = department(engine, "华北分公司", "HB", Some(&hq), false).await?;
     let beijing = department(engine, "北京办事处", "HB-BJ", Some(&north), false).await?;
@@ -233,82 +258,128 @@ pub async fn generate(engine: &Engine, config: &Config, customers: usize, seed: 
         }
         summary.users.push((username.to_owned(), role.to_owned()));
     }
+    Ok((summary, sales_owners))
+}
 
+const CUSTOMER_TYPES: &[&str] = &[
+    "enterprise",
+    "enterprise",
+    "enterprise",
+    "government",
+    "institution",
+    "distributor",
+    "individual",
+];
+const LEVELS: &[&str] = &["A", "B", "B", "C", "C1", "C2"];
+const SOURCES: &[&str] = &["referral", "exhibition", "website", "phone", "event"];
+const TAGS: &[&str] = &["vip", "strategic", "new", "at_risk"];
+
+/// The `i`-th generated customer: its body, owner and department.
+fn customer_body(rng: &mut Rng, i: usize, sales_owners: &[(String, String)]) -> (Map<String, Json>, String, String) {
+    let (province, city, district) = *rng.pick(PLACES);
+    let (trade, industry) = *rng.pick(TRADES);
+    let brand = rng.pick(BRANDS);
+    let short_city = city.trim_end_matches('市');
+    let name = format!("{short_city}{brand}{trade}有限公司");
+    let name = if i >= BRANDS.len() * TRADES.len() {
+        format!("{name}（{}）", i + 1)
+    } else {
+        name
+    };
+    let (owner, dept) = rng.pick(sales_owners).clone();
+    let customer_type = *rng.pick(CUSTOMER_TYPES);
+    let mut body = json!({
+        "name": if customer_type == "individual" { person(rng) } else { name },
+        "customer_type": customer_type,
+        "level": rng.pick(LEVELS),
+        "industry": industry,
+        "source": rng.pick(SOURCES),
+        "credit_status": rng.pick(&["good", "good", "normal", "poor"]),
+        "phone": mobile(rng),
+        "email": format!("contact{}@example{}.cn", i + 1, rng.below(50)),
+        "province": province, "city": city, "district": district,
+        "address": format!("{district}{}路{}号", rng.pick(BRANDS), rng.below(300) + 1),
+        "registered_capital": (rng.below(5000) as i64 + 10) * 1_000_000,
+        "established_on": format!("{}-{:02}-{:02}", 1995 + rng.below(30), 1 + rng.below(12), 1 + rng.below(28)),
+        "employee_count": rng.below(5000) + 5,
+        "is_key_account": rng.below(5) == 0,
+        "owner_id": owner,
+        "department_id": dept,
+    });
+    if rng.below(3) == 0 {
+        body["tags"] = json!([rng.pick(TAGS)]);
+    }
+    (obj(body), owner, dept)
+}
+
+fn contact_body(rng: &mut Rng, customer_id: &str, owner: &str, dept: &str) -> Map<String, Json> {
+    obj(json!({
+        "customer_id": customer_id,
+        "name": person(rng),
+        "title": rng.pick(TITLES),
+        "gender": rng.pick(&["male", "female"]),
+        "mobile": mobile(rng),
+        "is_key_person": rng.below(3) == 0,
+        "birthday": format!("{}-{:02}-{:02}", 1960 + rng.below(40), 1 + rng.below(12), 1 + rng.below(28)),
+        "owner_id": owner,
+        "department_id": dept,
+    }))
+}
+
+/// Benchmark dataset sizes (`demo-data --size`): customers, each with two contacts.
+pub fn size_customers(size: &str) -> Option<usize> {
+    match size.to_ascii_uppercase().as_str() {
+        "S" => Some(10_000),
+        "M" => Some(100_000),
+        "L" => Some(1_000_000),
+        _ => None,
+    }
+}
+
+/// The fast path for benchmark datasets: `customers` customers with exactly two contacts each,
+/// written through the engine's `create_batch` (one transaction per `batch` rows, a savepoint per
+/// row), so numbering, validation, audit and the search index are the same as for single
+/// creates. Customers stay in their initial state (no `sign` transitions) and there are no
+/// follow-ups. Reproducible for a given seed on an empty database. `progress` is called after
+/// each batch with the customers written so far.
+pub async fn generate_bulk(
+    engine: &Engine,
+    config: &Config,
+    customers: usize,
+    seed: u64,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<DemoSummary> {
+    let (mut summary, sales_owners) = organisation(engine, config).await?;
     let mut rng = Rng::new(seed);
-    let types = [
-        "enterprise",
-        "enterprise",
-        "enterprise",
-        "government",
-        "institution",
-        "distributor",
-        "individual",
-    ];
-    let levels = ["A", "B", "B", "C", "C1", "C2"];
-    let sources = ["referral", "exhibition", "website", "phone", "event"];
-    let tags = ["vip", "strategic", "new", "at_risk"];
-    for i in 0..customers {
-        let (province, city, district) = *rng.pick(PLACES);
-        let (trade, industry) = *rng.pick(TRADES);
-        let brand = rng.pick(BRANDS);
-        let short_city = city.trim_end_matches('市');
-        let name = format!("{short_city}{brand}{trade}有限公司");
-        let name = if i >= BRANDS.len() * TRADES.len() {
-            format!("{name}（{}）", i + 1)
-        } else {
-            name
-        };
-        let (owner, dept) = rng.pick(&sales_owners).clone();
-        let customer_type = *rng.pick(&types);
-        let mut body = json!({
-            "name": if customer_type == "individual" { person(&mut rng) } else { name },
-            "customer_type": customer_type,
-            "level": rng.pick(&levels),
-            "industry": industry,
-            "source": rng.pick(&sources),
-            "credit_status": rng.pick(&["good", "good", "normal", "poor"]),
-            "phone": mobile(&mut rng),
-            "email": format!("contact{}@example{}.cn", i + 1, rng.below(50)),
-            "province": province, "city": city, "district": district,
-            "address": format!("{district}{}路{}号", rng.pick(BRANDS), rng.below(300) + 1),
-            "registered_capital": (rng.below(5000) as i64 + 10) * 1_000_000,
-            "established_on": format!("{}-{:02}-{:02}", 1995 + rng.below(30), 1 + rng.below(12), 1 + rng.below(28)),
-            "employee_count": rng.below(5000) + 5,
-            "is_key_account": rng.below(5) == 0,
-            "owner_id": owner,
-            "department_id": dept,
-        });
-        if rng.below(3) == 0 {
-            body["tags"] = json!([rng.pick(&tags)]);
+    let batch = batch.max(1);
+    let actor = Actor::system();
+    let mut start = 0;
+    while start < customers {
+        let end = (start + batch).min(customers);
+        let mut bodies = Vec::with_capacity(end - start);
+        let mut owners = Vec::with_capacity(end - start);
+        for i in start..end {
+            let (body, owner, dept) = customer_body(&mut rng, i, &sales_owners);
+            bodies.push(body);
+            owners.push((owner, dept));
         }
-        let record = engine.create(&Actor::system(), "customer", &obj(body)).await?;
-        let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-        summary.customers += 1;
-        if rng.below(2) == 0 {
-            engine
-                .transition(&Actor::system(), "customer", &id, "sign", Some("演示数据"), None)
-                .await?;
+        let created = engine.create_batch(&actor, "customer", &bodies).await?;
+        let mut contacts = Vec::with_capacity(2 * bodies.len());
+        for (result, (owner, dept)) in created.into_iter().zip(owners) {
+            let record = result?;
+            let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+            summary.customers += 1;
+            for _ in 0..2 {
+                contacts.push(contact_body(&mut rng, &id, &owner, &dept));
+            }
         }
-        for _ in 0..=rng.below(3) {
-            engine
-                .create(
-                    &Actor::system(),
-                    "contact",
-                    &obj(json!({
-                        "customer_id": id,
-                        "name": person(&mut rng),
-                        "title": rng.pick(TITLES),
-                        "gender": rng.pick(&["male", "female"]),
-                        "mobile": mobile(&mut rng),
-                        "is_key_person": rng.below(3) == 0,
-                        "birthday": format!("{}-{:02}-{:02}", 1960 + rng.below(40), 1 + rng.below(12), 1 + rng.below(28)),
-                        "owner_id": owner,
-                        "department_id": dept,
-                    })),
-                )
-                .await?;
+        for result in engine.create_batch(&actor, "contact", &contacts).await? {
+            result?;
             summary.contacts += 1;
         }
+        start = end;
+        progress(summary.customers);
     }
     Ok(summary)
 }

@@ -55,6 +55,13 @@ enum Command {
         /// Seed of the generator (the same seed gives the same data).
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+        /// Benchmark dataset instead (fast, batched; use an empty database): S = 10,000,
+        /// M = 100,000, L = 1,000,000 customers with two contacts each (docs/BENCHMARKS.md).
+        #[arg(long, conflicts_with = "customers")]
+        size: Option<String>,
+        /// Rows per transaction with `--size`.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
     },
     /// Rebuild the quick-search index from the records (also done automatically after upgrades).
     Reindex,
@@ -129,9 +136,32 @@ fn main() -> anyhow::Result<()> {
                 println!("administrator {username} created ({id})");
                 Ok(())
             }
-            Command::DemoData { customers, seed } => {
+            Command::DemoData {
+                customers,
+                seed,
+                size,
+                batch,
+            } => {
                 let engine = guanxi_server::app::open_engine(&config).await?;
-                let summary = guanxi_server::demo::generate(&engine, &config, customers, seed).await?;
+                let summary = match size {
+                    None => guanxi_server::demo::generate(&engine, &config, customers, seed).await?,
+                    Some(size) => {
+                        let n = guanxi_server::demo::size_customers(&size)
+                            .ok_or_else(|| anyhow::anyhow!("--size must be S, M or L, not {size}"))?;
+                        let started = std::time::Instant::now();
+                        guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {
+                            if done % 10_000 == 0 || done == n {
+                                let secs = started.elapsed().as_secs_f64();
+                                eprintln!(
+                                    "{done}/{n} customers in {secs:.1} s ({:.0} customers/s, {:.0} records/s)",
+                                    done as f64 / secs,
+                                    3.0 * done as f64 / secs
+                                );
+                            }
+                        })
+                        .await?
+                    }
+                };
                 engine.db().close().await;
                 println!(
                     "demo data: {} customers, {} contacts; users (password {}):",
