@@ -688,7 +688,7 @@ async fn import_and_export_follow_permissions_scopes_and_hidden_fields() {
 /// The million-row benchmark (docs/IMPORT-EXPORT.md): 1,000,000 customers in a csv with 3% bad
 /// rows, dry run and commit, then an export of them all. Run with
 /// `cargo nextest run -p guanxi --release -E 'test(million)' --run-ignored only --no-capture`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: minutes, not seconds"]
 async fn million_row_import_benchmark() {
     let rows: usize = std::env::var("GUANXI_BENCH_ROWS")
@@ -783,4 +783,44 @@ async fn million_row_import_benchmark() {
     let reply = app.post(&format!("/api/v1/imports/{id}/undo"), &json!({})).await;
     let job = wait_job(&app, s(reply.data(), "job_id"), Duration::from_secs(3600)).await;
     eprintln!("undo: {:.1?} {}", t.elapsed(), job["result"]["deleted"]);
+}
+
+#[tokio::test]
+async fn leads_import_and_export_like_any_other_object() {
+    let app = spawn_app().await;
+    let dept = app.create("department", json!({"name": "华北大区"})).await;
+    let (_, manager) = app
+        .user("manager_zhao", &["sales_manager"], Some(s(&dept, "id")), None)
+        .await;
+    let csv =
+        "联系人姓名,公司名称,手机,所属行业,城市\n王五,中平能源,13900002222,能源,郑州\n赵六,星河贸易,139,零售,上海\n";
+    let reply = upload(&manager, "lead", "线索.csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.data()["unknown_columns"], json!([]), "{}", reply.text);
+    let result = run(
+        &manager,
+        s(reply.data(), "id"),
+        "commit",
+        json!({"duplicate_policy": "create"}),
+    )
+    .await;
+    assert_eq!(result["counts"]["created"], 1, "{result}");
+    assert_eq!(result["counts"]["failed_rows"], 1, "{result}");
+    let book = export_file(
+        &manager,
+        "lead",
+        json!({"format": "xlsx", "fields": ["name", "company", "industry", "owner_id"]}),
+    )
+    .await;
+    let rows = sheet_rows(&book);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows[1],
+        vec![
+            "王五".to_owned(),
+            "中平能源".to_owned(),
+            "能源".to_owned(),
+            "manager_zhao".to_owned()
+        ]
+    );
 }

@@ -1032,7 +1032,7 @@ struct Plan {
     actor: Actor,
     object: Arc<ObjectDef>,
     /// Per column: the field it feeds, if any.
-    columns: Vec<(String, Option<FieldDef>)>,
+    columns: Arc<Vec<(String, Option<FieldDef>)>>,
     policy: DuplicatePolicy,
     match_on: Option<FieldDef>,
     /// Match keys seen so far in this file (for duplicates within the file).
@@ -1077,134 +1077,31 @@ fn plain_error(row: i64, code: &str, label: &Label) -> RowError {
 
 impl Plan {
     fn column_of(&self, field: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(_, f)| f.as_ref().is_some_and(|f| f.key == field))
-            .map(|(c, _)| c.as_str())
+        column_in(&self.columns, field)
     }
 
     /// Errors of the engine or of validation, mapped to the row's columns.
     fn store_errors(&self, row: i64, input: &Map<String, Json>, e: StoreError) -> Vec<RowError> {
-        match e {
-            StoreError::Domain(DomainError::Validation(fields)) => fields
-                .0
-                .iter()
-                .flat_map(|(key, errs)| {
-                    let column = self.column_of(key);
-                    let value = input.get(key).filter(|v| !v.is_null()).map(|v| match v {
-                        Json::String(s) => s.clone(),
-                        other => other.to_string(),
-                    });
-                    errs.iter()
-                        .map(move |fe| row_error(row, column, Some(key), fe, value.clone()))
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            StoreError::Domain(DomainError::Forbidden(l)) => vec![plain_error(row, "forbidden", &l)],
-            StoreError::Domain(DomainError::Conflict(l)) => vec![plain_error(row, "conflict", &l)],
-            StoreError::Domain(DomainError::VersionConflict { .. }) => vec![plain_error(
-                row,
-                "version_conflict",
-                &Label::new(
-                    "记录在导入期间被他人修改，本行未更新",
-                    "the record was changed by someone else during the import; this row was not applied",
-                ),
-            )],
-            StoreError::Domain(DomainError::NotFound { .. }) => vec![plain_error(
-                row,
-                "not_found",
-                &Label::new(
-                    "要更新的记录不存在或已删除",
-                    "the record to update does not exist or was deleted",
-                ),
-            )],
-            StoreError::Domain(DomainError::InvalidTransition(l) | DomainError::InvalidQuery(l)) => {
-                vec![plain_error(row, "invalid", &l)]
-            }
-            StoreError::Domain(DomainError::UnknownObject(o)) => vec![plain_error(
-                row,
-                "unknown_object",
-                &Label {
-                    zh: format!("对象“{o}”不存在"),
-                    en: format!("there is no object '{o}'"),
-                },
-            )],
-            other => {
-                tracing::error!(error = ?other, row, "import row failed in the database");
-                vec![plain_error(
-                    row,
-                    "internal",
-                    &Label::new("保存本行时数据库出错", "the database failed while saving this row"),
-                )]
-            }
-        }
+        errors_of(&self.columns, row, input, e)
     }
 
     /// Converts, resolves, matches and validates a chunk of rows. Reads only.
     async fn prepare(&mut self, rows: Vec<(u64, Vec<Cell>)>) -> anyhow::Result<Vec<Work>> {
         let snapshot = self.engine.catalog().snapshot();
-        let mut works = Vec::with_capacity(rows.len());
-        let mut pending: Vec<(usize, String, String, Vec<String>, bool)> = Vec::new();
-        for (row_no, cells) in rows {
-            let row = i64::try_from(row_no).unwrap_or(i64::MAX);
-            let mut work = Work {
-                row,
-                input: Map::new(),
-                errors: Vec::new(),
-                key: None,
-                existing: None,
-                skip: false,
-            };
-            for (i, (column, field)) in self.columns.iter().enumerate() {
-                let Some(field) = field else { continue };
-                let cell = cells.get(i).cloned().unwrap_or(Cell::Empty);
-                match convert::convert_cell(field, &cell, &snapshot) {
-                    Ok(Converted::Value(v)) => {
-                        work.input.insert(field.key.clone(), v);
-                    }
-                    Ok(Converted::Lookup { target, texts, many }) => {
-                        pending.push((works.len(), field.key.clone(), target, texts, many));
-                    }
-                    Err(e) => {
-                        work.errors
-                            .push(row_error(row, Some(column), Some(&field.key), &e, Some(cell.to_text())))
-                    }
-                }
-            }
-            works.push(work);
-        }
+        // Converting and validating a thousand rows is CPU work: it runs on a blocking thread so
+        // the async workers stay free for requests.
+        let (columns, snap) = (self.columns.clone(), snapshot.clone());
+        let (mut works, pending) = tokio::task::spawn_blocking(move || convert_rows(&columns, rows, &snap)).await?;
         self.resolve(&mut works, pending).await?;
         if let Some(match_on) = self.match_on.clone() {
             self.find_existing(&mut works, &match_on, &snapshot).await?;
         }
-        for w in &mut works {
-            if w.skip {
-                continue;
-            }
-            // Match-only columns (id, numbers) find records; they are never written.
-            let mut input = w.input.clone();
-            input.retain(|k, _| self.object.field(k).is_some_and(|f| !match_only(f)));
-            let mode = if w.existing.is_some() {
-                Mode::Update
-            } else {
-                Mode::Create
-            };
-            if mode == Mode::Update {
-                // Empty cells do not clear existing values on update.
-                input.retain(|_, v| !v.is_null());
-            }
-            match validate_input(&self.object, &input, mode, &*snapshot) {
-                Ok(_) => w.input = input,
-                Err(fields) => {
-                    // Every problem of the row at once; a cell that could not be read is
-                    // reported once, not again as "required".
-                    let errs = self.store_errors(w.row, &input, StoreError::Domain(DomainError::Validation(fields)));
-                    let already: HashSet<Option<String>> = w.errors.iter().map(|e| e.field.clone()).collect();
-                    w.errors
-                        .extend(errs.into_iter().filter(|e| !already.contains(&e.field)));
-                }
-            }
-        }
+        let (columns, object) = (self.columns.clone(), self.object.clone());
+        let works = tokio::task::spawn_blocking(move || {
+            validate_rows(&columns, &object, &snapshot, &mut works);
+            works
+        })
+        .await?;
         Ok(works)
     }
 
@@ -1423,6 +1320,158 @@ impl Plan {
     }
 }
 
+fn column_in<'a>(columns: &'a [(String, Option<FieldDef>)], field: &str) -> Option<&'a str> {
+    columns
+        .iter()
+        .find(|(_, f)| f.as_ref().is_some_and(|f| f.key == field))
+        .map(|(c, _)| c.as_str())
+}
+
+/// Errors of the engine or of validation, mapped to the row's columns.
+fn errors_of(
+    columns: &[(String, Option<FieldDef>)],
+    row: i64,
+    input: &Map<String, Json>,
+    e: StoreError,
+) -> Vec<RowError> {
+    match e {
+        StoreError::Domain(DomainError::Validation(fields)) => fields
+            .0
+            .iter()
+            .flat_map(|(key, errs)| {
+                let column = column_in(columns, key);
+                let value = input.get(key).filter(|v| !v.is_null()).map(|v| match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                errs.iter()
+                    .map(move |fe| row_error(row, column, Some(key), fe, value.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        StoreError::Domain(DomainError::Forbidden(l)) => vec![plain_error(row, "forbidden", &l)],
+        StoreError::Domain(DomainError::Conflict(l)) => vec![plain_error(row, "conflict", &l)],
+        StoreError::Domain(DomainError::VersionConflict { .. }) => vec![plain_error(
+            row,
+            "version_conflict",
+            &Label::new(
+                "记录在导入期间被他人修改，本行未更新",
+                "the record was changed by someone else during the import; this row was not applied",
+            ),
+        )],
+        StoreError::Domain(DomainError::NotFound { .. }) => vec![plain_error(
+            row,
+            "not_found",
+            &Label::new(
+                "要更新的记录不存在或已删除",
+                "the record to update does not exist or was deleted",
+            ),
+        )],
+        StoreError::Domain(DomainError::InvalidTransition(l) | DomainError::InvalidQuery(l)) => {
+            vec![plain_error(row, "invalid", &l)]
+        }
+        StoreError::Domain(DomainError::UnknownObject(o)) => vec![plain_error(
+            row,
+            "unknown_object",
+            &Label {
+                zh: format!("对象“{o}”不存在"),
+                en: format!("there is no object '{o}'"),
+            },
+        )],
+        other => {
+            tracing::error!(error = ?other, row, "import row failed in the database");
+            vec![plain_error(
+                row,
+                "internal",
+                &Label::new("保存本行时数据库出错", "the database failed while saving this row"),
+            )]
+        }
+    }
+}
+
+/// Relation cells to look up: (work index, field, target object, texts, several).
+type Pending = Vec<(usize, String, String, Vec<String>, bool)>;
+
+/// Turns the cells of each row into API values; relations given by name wait in `Pending`.
+fn convert_rows(
+    columns: &[(String, Option<FieldDef>)],
+    rows: Vec<(u64, Vec<Cell>)>,
+    snapshot: &guanxi_store::catalog::Snapshot,
+) -> (Vec<Work>, Pending) {
+    let mut works = Vec::with_capacity(rows.len());
+    let mut pending: Pending = Vec::new();
+    for (row_no, cells) in rows {
+        let row = i64::try_from(row_no).unwrap_or(i64::MAX);
+        let mut work = Work {
+            row,
+            input: Map::new(),
+            errors: Vec::new(),
+            key: None,
+            existing: None,
+            skip: false,
+        };
+        for (i, (column, field)) in columns.iter().enumerate() {
+            let Some(field) = field else { continue };
+            let cell = cells.get(i).cloned().unwrap_or(Cell::Empty);
+            match convert::convert_cell(field, &cell, snapshot) {
+                Ok(Converted::Value(v)) => {
+                    work.input.insert(field.key.clone(), v);
+                }
+                Ok(Converted::Lookup { target, texts, many }) => {
+                    pending.push((works.len(), field.key.clone(), target, texts, many));
+                }
+                Err(e) => work
+                    .errors
+                    .push(row_error(row, Some(column), Some(&field.key), &e, Some(cell.to_text()))),
+            }
+        }
+        works.push(work);
+    }
+    (works, pending)
+}
+
+/// Validates each row as the record API would, for a create or (when a record matched) an
+/// update; adds every problem of a row at once.
+fn validate_rows(
+    columns: &[(String, Option<FieldDef>)],
+    object: &ObjectDef,
+    snapshot: &guanxi_store::catalog::Snapshot,
+    works: &mut [Work],
+) {
+    for w in works {
+        if w.skip {
+            continue;
+        }
+        // Match-only columns (id, numbers) find records; they are never written.
+        let mut input = w.input.clone();
+        input.retain(|k, _| object.field(k).is_some_and(|f| !match_only(f)));
+        let mode = if w.existing.is_some() {
+            Mode::Update
+        } else {
+            Mode::Create
+        };
+        if mode == Mode::Update {
+            // Empty cells do not clear existing values on update.
+            input.retain(|_, v| !v.is_null());
+        }
+        match validate_input(object, &input, mode, snapshot) {
+            Ok(_) => w.input = input,
+            Err(fields) => {
+                // A cell that could not be read is reported once, not again as "required".
+                let errs = errors_of(
+                    columns,
+                    w.row,
+                    &input,
+                    StoreError::Domain(DomainError::Validation(fields)),
+                );
+                let already: HashSet<Option<String>> = w.errors.iter().map(|e| e.field.clone()).collect();
+                w.errors
+                    .extend(errs.into_iter().filter(|e| !already.contains(&e.field)));
+            }
+        }
+    }
+}
+
 /// `Engine::create_batch` on a blocking thread of the same runtime. Its future is not `Send`
 /// (the savepoint statements borrow the transaction in a way the compiler cannot prove `Send`
 /// for), so it cannot run inside a job handler directly; `Handle::block_on` runs it where
@@ -1544,7 +1593,7 @@ async fn count_rows(batch: &Batch) -> anyhow::Result<i64> {
 
 async fn plan_for(engine: &Engine, actor: Actor, batch: &Batch) -> anyhow::Result<Plan> {
     let object = engine.object_for(&actor, &batch.object)?;
-    let columns = batch
+    let columns: Vec<(String, Option<FieldDef>)> = batch
         .columns
         .iter()
         .map(|c| {
@@ -1566,7 +1615,7 @@ async fn plan_for(engine: &Engine, actor: Actor, batch: &Batch) -> anyhow::Resul
         engine: engine.clone(),
         actor,
         object,
-        columns,
+        columns: Arc::new(columns),
         policy,
         match_on,
         seen: HashSet::new(),
