@@ -710,9 +710,11 @@ async fn start_job(
     status: &str,
     options: Option<Json>,
 ) -> ApiResult<Response> {
-    let mut conn = state.db.writer().acquire().await.map_err(ApiError::internal)?;
+    // The job and the batch's new status commit together: a job exists only for a batch that
+    // moved into the state the job expects, and two concurrent starts cannot both win.
+    let mut tx = state.db.writer().begin().await.map_err(ApiError::internal)?;
     let job_id = jobs::enqueue(
-        &mut conn,
+        &mut tx,
         state.db.backend(),
         kind,
         &json!({"batch_id": batch.id}),
@@ -720,30 +722,20 @@ async fn start_job(
         3,
     )
     .await?;
-    drop(conn);
-    let applied = store::update_batch_if(
-        &state.db,
-        &batch.id,
-        from,
-        BatchUpdate {
-            status: Some(status.into()),
-            job_id: Some(job_id.clone()),
-            options,
-            ..BatchUpdate::default()
-        },
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let update = BatchUpdate {
+        status: Some(status.into()),
+        job_id: Some(job_id.clone()),
+        options,
+        ..BatchUpdate::default()
+    };
+    let applied = store::update_batch_if_on(&mut tx, &state.db, &batch.id, from, update)
+        .await
+        .map_err(ApiError::internal)?;
     if !applied {
-        // Someone else started a job meanwhile: drop ours before it runs.
-        let mut sql = guanxi_store::sql::Sql::of(state.db.backend(), "DELETE FROM jobs WHERE id = ");
-        sql.bind(job_id.as_str()).push(" AND status = 'queued'");
-        sql.query()
-            .execute(state.db.writer())
-            .await
-            .map_err(ApiError::internal)?;
+        tx.rollback().await.map_err(ApiError::internal)?;
         return Err(busy(batch));
     }
+    tx.commit().await.map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
         data(json!({"job_id": job_id, "import_id": batch.id, "status": status})),

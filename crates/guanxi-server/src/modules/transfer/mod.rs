@@ -92,6 +92,10 @@ impl JobHandler for TransferJobs {
         let Some(batch) = store::get_batch(ctx.db(), batch_id).await? else {
             return Ok(Some(serde_json::json!({"error": "import batch not found"})));
         };
+        if batch.job_id.as_deref() != Some(ctx.id.as_str()) {
+            // A newer job owns the batch; this one has nothing left to do.
+            return Ok(Some(serde_json::json!({"skipped": "superseded by another job"})));
+        }
         let outcome = match batch.status.as_str() {
             "validating" => import::run_dry_run(&self.engine, ctx, batch.clone()).await,
             "importing" => import::run_commit(&self.engine, ctx, batch.clone()).await,

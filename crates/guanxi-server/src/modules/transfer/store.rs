@@ -153,13 +153,20 @@ pub async fn update_batch(db: &Db, id: &str, u: BatchUpdate) -> anyhow::Result<(
     update_batch_on(db.writer(), db, id, u).await
 }
 
-/// Updates a batch; `only_if_status` makes it a compare-and-set (returns whether it applied).
-pub async fn update_batch_if(db: &Db, id: &str, only_if_status: &[&str], u: BatchUpdate) -> anyhow::Result<bool> {
+/// Updates a batch on a connection (inside the caller's transaction) only while its status is
+/// one of `only_if_status`: a compare-and-set that returns whether it applied.
+pub async fn update_batch_if_on(
+    conn: &mut sqlx::AnyConnection,
+    db: &Db,
+    id: &str,
+    only_if_status: &[&str],
+    u: BatchUpdate,
+) -> anyhow::Result<bool> {
     let mut sql = batch_update_sql(db, id, u)?;
     sql.push(" AND status IN (")
         .bind_list(only_if_status.iter().map(|s| Bind::Text((*s).to_owned())))
         .push(")");
-    Ok(sql.query().execute(db.writer()).await?.rows_affected() > 0)
+    Ok(sql.query().execute(conn).await?.rows_affected() > 0)
 }
 
 fn batch_update_sql(db: &Db, id: &str, u: BatchUpdate) -> anyhow::Result<Sql> {
