@@ -685,6 +685,18 @@ async fn import_and_export_follow_permissions_scopes_and_hidden_fields() {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
+/// The process's peak resident memory (Linux), for the benchmark's report.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The million-row benchmark (docs/IMPORT-EXPORT.md): 1,000,000 customers in a csv with 3% bad
 /// rows, dry run and commit, then an export of them all. Run with
 /// `cargo nextest run -p guanxi --release -E 'test(million)' --run-ignored only --no-capture`.
@@ -755,12 +767,13 @@ async fn million_row_import_benchmark() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!(
-        "commit: {:.1?} {} (slowest list request meanwhile: {worst:.0?})",
+        "commit: {:.1?} {} (slowest list request meanwhile: {worst:.2?})",
         t.elapsed(),
         job["result"]["counts"]
     );
     assert_eq!(job["result"]["counts"]["created"], json!(rows - bad));
     assert_eq!(job["result"]["counts"]["failed_rows"], json!(bad));
+    eprintln!("peak memory after the import: {}", peak_memory());
     let t = Instant::now();
     let reply = app
         .post(
@@ -779,6 +792,18 @@ async fn million_row_import_benchmark() {
         .await;
     let job = wait_job(&app, s(reply.data(), "job_id"), Duration::from_secs(3600)).await;
     eprintln!("xlsx export: {:.1?} {}", t.elapsed(), job["result"]);
+    // A PDF of a tenth of them (pages are written one at a time).
+    let t = Instant::now();
+    let reply = app
+        .post(
+            "/api/v1/records/customer/export",
+            &json!({"format": "pdf", "fields": ["number", "name", "phone", "city", "registered_capital"],
+                    "filter": {"field": "name", "op": "starts_with", "value": "基准客户00"}}),
+        )
+        .await;
+    let job = wait_job(&app, s(reply.data(), "job_id"), Duration::from_secs(3600)).await;
+    eprintln!("pdf export: {:.1?} {}", t.elapsed(), job["result"]);
+    eprintln!("peak memory after the exports: {}", peak_memory());
     let t = Instant::now();
     let reply = app.post(&format!("/api/v1/imports/{id}/undo"), &json!({})).await;
     let job = wait_job(&app, s(reply.data(), "job_id"), Duration::from_secs(3600)).await;
