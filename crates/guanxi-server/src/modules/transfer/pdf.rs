@@ -637,6 +637,34 @@ mod tests {
         assert!(sub.outline_glyph(dropped, &mut Sink).is_none());
     }
 
+    #[test]
+    fn a_long_table_continues_on_new_pages_with_the_header() {
+        let dir = std::env::var("GUANXI_KEEP_EXPORTS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::env::temp_dir());
+        let path = dir.join(format!("guanxi-pdf-test-{}.pdf", std::process::id()));
+        let mut w: Box<dyn TableWriter> = Box::new(PdfWriter::create(&path, "客户 导出", "测试").expect("create"));
+        w.header(&["客户名称".into(), "城市".into(), "备注".into()])
+            .expect("header");
+        for i in 0..100 {
+            let remark = "很长的备注文字，超出列宽时以省略号结尾。".repeat(i % 4 + 1);
+            w.row(&[
+                Cell::Text(format!("北京客户{i:03}")),
+                Cell::Text("北京".into()),
+                Cell::Text(remark),
+            ])
+            .expect("row");
+        }
+        w.finish().expect("finish");
+        let pdf = std::fs::read(&path).expect("read");
+        let text = String::from_utf8_lossy(&pdf);
+        // 32 rows a page: the page tree counts four pages, each with the header row.
+        assert!(text.contains("/Count 4"), "100 rows take four pages");
+        if std::env::var("GUANXI_KEEP_EXPORTS").is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
     struct Sink;
     impl ttf_parser::OutlineBuilder for Sink {
         fn move_to(&mut self, _: f32, _: f32) {}
