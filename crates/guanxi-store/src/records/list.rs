@@ -18,7 +18,7 @@ use sqlx::Row;
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
 use super::scope::{check_query_fields, push_scope, require, view_of};
-use super::search::push_search;
+use super::search::{SEARCH_CANDIDATES, push_search};
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
 
@@ -118,6 +118,7 @@ impl Engine {
         let search_text = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty());
         // Without an explicit sort, search results are ranked: exact title, then title prefix.
         let ranked = search_text.is_some() && query.sort.is_empty();
+        let searching = search_text.is_some() && indexed && !object.search_fields.is_empty();
         let backend = self.db.backend();
         let limit = match query.limit {
             0 => 20,
@@ -188,10 +189,20 @@ impl Engine {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
                 count.push(") AS matching");
-                let n: i64 = count.query().fetch_one(self.db.reader()).await?.try_get("n")?;
-                match cap {
-                    Some(cap) if n > cap => (Some(cap), false),
-                    _ => (Some(n), true),
+                if cap.is_some() && self.capped_totals.over_cap(&count) {
+                    (cap, false)
+                } else {
+                    let n: i64 = count.query().fetch_one(self.db.reader()).await?.try_get("n")?;
+                    match cap {
+                        Some(cap) if n > cap => {
+                            self.capped_totals.remember(&count);
+                            (Some(cap), false)
+                        }
+                        // A search ranks a bounded candidate set; a total that fills it is a
+                        // lower bound.
+                        _ if searching && n >= SEARCH_CANDIDATES => (Some(n), false),
+                        _ => (Some(n), true),
+                    }
                 }
             }
         };
@@ -320,14 +331,17 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
     } else {
         "\"deleted_at\" IS NULL"
     });
-    push_scope(sql, actor, scope);
-    if let Some(filter) = &query.filter {
-        sql.push(" AND ");
-        push_filter(sql, filter);
-    }
+    push_conditions(sql, query, actor, scope);
     if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if indexed && !object.search_fields.is_empty() {
-            push_search(sql, object, text);
+            push_search(sql, object, text, |sub| {
+                sub.push(if query.deleted {
+                    " AND \"deleted_at\" IS NOT NULL"
+                } else {
+                    " AND \"deleted_at\" IS NULL"
+                });
+                push_conditions(sub, query, actor, scope);
+            });
             return;
         }
         // Fallback for an actor who may not see every search field: a LIKE over the visible
@@ -346,6 +360,15 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
             }
             sql.push(")");
         }
+    }
+}
+
+/// ` AND <scope> AND <filter>`: the conditions of a list besides the recycle bin and search.
+fn push_conditions(sql: &mut Sql, query: &ListQuery, actor: &Actor, scope: Scope) {
+    push_scope(sql, actor, scope);
+    if let Some(filter) = &query.filter {
+        sql.push(" AND ");
+        push_filter(sql, filter);
     }
 }
 

@@ -3,10 +3,12 @@
 //! transaction together with its audit entry, its hooks and any jobs they queue.
 
 mod audit;
+mod batch;
 mod codec;
 mod list;
 pub mod scope;
 mod search;
+mod totals;
 mod write;
 
 use std::sync::Arc;
@@ -31,11 +33,17 @@ pub struct Engine {
     db: Db,
     catalog: Arc<Catalog>,
     hooks: HookRegistry,
+    capped_totals: totals::CappedTotals,
 }
 
 impl Engine {
     pub fn new(db: Db, catalog: Arc<Catalog>, hooks: HookRegistry) -> Self {
-        Engine { db, catalog, hooks }
+        Engine {
+            db,
+            catalog,
+            hooks,
+            capped_totals: totals::CappedTotals::default(),
+        }
     }
 
     pub fn db(&self) -> &Db {

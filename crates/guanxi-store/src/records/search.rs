@@ -15,7 +15,7 @@ use super::codec::Record;
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::StoreResult;
-use crate::sql::{Bind, Sql};
+use crate::sql::Sql;
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
 pub const INDEX_VERSION: &str = "1";
@@ -79,6 +79,57 @@ pub(super) async fn reindex(
                 .push(")");
         }
         ins.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Index entries for freshly created records (which have no children yet), one multi-row
+/// INSERT per chunk, and a reindex of each distinct search parent they belong to (a new
+/// contact's phone finds its customer).
+pub(super) async fn index_created(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    snapshot: &Snapshot,
+    object: &ObjectDef,
+    records: &[Record],
+) -> StoreResult<()> {
+    if !object.search_fields.is_empty() {
+        let mut entries: Vec<(&str, String)> = Vec::new();
+        for r in records {
+            let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
+            let mut terms = Vec::new();
+            field_terms(object, r, &mut terms);
+            terms.sort();
+            terms.dedup();
+            entries.extend(terms.into_iter().map(|t| (id, t)));
+        }
+        for chunk in entries.chunks(5_000) {
+            let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
+            for (i, (id, term)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    ins.push(", ");
+                }
+                ins.push("(")
+                    .bind(object.key.as_str())
+                    .push(", ")
+                    .bind(term.as_str())
+                    .push(", ")
+                    .bind(*id)
+                    .push(")");
+            }
+            ins.query().execute(&mut *conn).await?;
+        }
+    }
+    if let Some(parent) = &object.search_parent {
+        let parent_def = snapshot.object(&parent.object)?;
+        let mut seen = std::collections::HashSet::new();
+        for r in records {
+            if let Some(p) = r.get(&parent.field).and_then(Json::as_str)
+                && seen.insert(p)
+            {
+                reindex(conn, backend, snapshot, &parent_def, p).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -188,39 +239,77 @@ pub(super) async fn after_lifecycle(
     Ok(())
 }
 
-/// Appends ` AND <id matches the query>` for a list with `q=`.
-pub(super) fn push_search(sql: &mut Sql, object: &ObjectDef, query: &str) {
-    match plan(query) {
+/// How many matching records a quick search ranks. The candidates are found by walking the
+/// index (newest first for Chinese and word queries, closest term first for pinyin prefixes)
+/// with every other condition of the list applied inside the walk, so a search costs the same
+/// on 10,000 or 1,000,000 records and filters or data scope never lose a match to the bound.
+/// Ranking, the page and the total then work on at most this many rows; a total that reaches
+/// it is reported as a lower bound ("1,000+").
+pub const SEARCH_CANDIDATES: i64 = 1_000;
+
+/// Appends ` AND "id" IN (<the search candidates>)` for a list with `q=`. `push_conditions`
+/// appends the list's other conditions (recycle bin, scope, filter) for the object's table,
+/// starting with `AND`.
+pub(super) fn push_search(sql: &mut Sql, object: &ObjectDef, query: &str, push_conditions: impl Fn(&mut Sql)) {
+    let terms = match plan(query) {
         Plan::Nothing => {
             sql.push(" AND 1 = 0");
+            return;
         }
-        Plan::AllOf(terms) => {
-            let n = i64::try_from(terms.len()).unwrap_or(i64::MAX);
-            sql.push(" AND \"id\" IN (SELECT record_id FROM search_terms WHERE object = ")
-                .bind(object.key.as_str())
-                .push(" AND term IN (")
-                .bind_list(terms.into_iter().map(Bind::Text))
-                .push(") GROUP BY record_id HAVING count(*) = ")
-                .bind(n)
-                .push(")");
+        Plan::AllOf(terms) => Ok(terms),
+        Plan::AnyPrefix(prefixes) => Err(prefixes),
+    };
+    // `t0` walks the index; the table is joined so that the other conditions apply inside the
+    // walk. The table's own columns are written unqualified by the condition builders, which is
+    // unambiguous because `search_terms` has none of them.
+    sql.push(" AND \"id\" IN (SELECT t0.record_id FROM search_terms t0 JOIN ")
+        .ident(&object.table)
+        .push(" ON ")
+        .ident(&object.table)
+        .push(".\"id\" = t0.record_id WHERE t0.object = ")
+        .bind(object.key.as_str());
+    match terms {
+        Ok(all) => {
+            // Every term must be present: walk the first term's entries newest first (ids are
+            // time-ordered UUIDs) and probe the others by primary key.
+            let mut iter = all.into_iter();
+            let first = iter.next().unwrap_or_default();
+            sql.push(" AND t0.term = ").bind(first);
+            for (i, term) in iter.enumerate() {
+                let alias = format!("t{}", i + 1);
+                sql.push(" AND EXISTS (SELECT 1 FROM search_terms ")
+                    .push(&alias)
+                    .push(" WHERE ")
+                    .push(&alias)
+                    .push(".object = t0.object AND ")
+                    .push(&alias)
+                    .push(".term = ")
+                    .bind(term)
+                    .push(" AND ")
+                    .push(&alias)
+                    .push(".record_id = t0.record_id)");
+            }
+            push_conditions(sql);
+            sql.push(" ORDER BY t0.record_id DESC");
         }
-        Plan::AnyPrefix(prefixes) => {
-            sql.push(" AND \"id\" IN (SELECT record_id FROM search_terms WHERE object = ")
-                .bind(object.key.as_str())
-                .push(" AND (");
+        Err(prefixes) => {
+            // Terms in index order: the shortest (closest) completion of the prefix comes first.
+            sql.push(" AND (");
             for (i, p) in prefixes.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.push("(term >= ")
+                sql.push("(t0.term >= ")
                     .bind(p.as_str())
-                    .push(" AND term < ")
+                    .push(" AND t0.term < ")
                     .bind(prefix_end(p))
                     .push(")");
             }
-            sql.push("))");
+            sql.push(")");
+            push_conditions(sql);
         }
     }
+    sql.push(" LIMIT ").bind(SEARCH_CANDIDATES).push(")");
 }
 
 impl Engine {

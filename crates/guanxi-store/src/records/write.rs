@@ -41,7 +41,7 @@ fn not_found(object: &ObjectDef, id: &str) -> StoreError {
     .into()
 }
 
-fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
+pub(super) fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
     record
         .get(&object.title_field)
         .and_then(Json::as_str)
@@ -130,7 +130,7 @@ fn placeable(actor: &Actor, object: &ObjectDef, scope: Scope, owner: Option<&str
     covers(actor, scope, owner, department) && read.is_some_and(|r| covers(actor, r, owner, department))
 }
 
-fn set_default(values: &mut Values, key: &str, value: Value) {
+pub(super) fn set_default(values: &mut Values, key: &str, value: Value) {
     if !values.iter().any(|(k, _)| k == key) {
         values.push((key.to_owned(), value));
     }
@@ -231,7 +231,7 @@ fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
 }
 
 /// Splits values into column assignments and the merged custom JSON.
-fn assignments(
+pub(super) fn assignments(
     object: &ObjectDef,
     values: &Values,
     mut custom: Map<String, Json>,
@@ -294,10 +294,11 @@ impl Engine {
         self.create_in(tx, actor, &snapshot, &full, &view, values).await
     }
 
-    /// Creates many records in one transaction (for imports): each row either commits with the
-    /// batch or, when it fails, is rolled back alone (a savepoint per row) and reported at its
-    /// index. The batch costs one commit, so a million rows take thousands of commits, not a
-    /// million.
+    /// Creates many records in one transaction (for imports and demo data). Valid rows are
+    /// written with multi-row statements (see `batch.rs`); when a chunk holds a row that fails
+    /// a database check, the chunk is replayed row by row, each row under its own savepoint,
+    /// so the failing row is reported at its index with its own error and the others commit.
+    /// The batch costs one commit.
     pub async fn create_batch(
         &self,
         actor: &Actor,
@@ -308,31 +309,60 @@ impl Engine {
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
         let view = view_of(&full, actor);
-        let mut results = Vec::with_capacity(inputs.len());
+        let mut results: Vec<Option<StoreResult<Record>>> = Vec::with_capacity(inputs.len());
+        let mut prepared: Vec<(usize, Values)> = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            match self.prepare_create(actor, &snapshot, &full, &view, scope, input) {
+                Ok(values) => {
+                    prepared.push((i, values));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
         let mut tx: AnyTx = self.db.writer().begin().await?;
-        for input in inputs {
-            let values = match self.prepare_create(actor, &snapshot, &full, &view, scope, input) {
-                Ok(v) => v,
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
+        if !prepared.is_empty() {
+            sqlx::raw_sql("SAVEPOINT gx_batch").execute(&mut *tx).await?;
+            let rows: Vec<Values> = prepared.iter().map(|(_, v)| v.clone()).collect();
+            match self.create_many(&mut tx, actor, &snapshot, &full, &view, rows).await {
+                Ok(Ok(records)) => {
+                    sqlx::raw_sql("RELEASE SAVEPOINT gx_batch").execute(&mut *tx).await?;
+                    for ((i, _), record) in prepared.iter().zip(records) {
+                        results[*i] = Some(Ok(record));
+                    }
                 }
-            };
-            sqlx::raw_sql("SAVEPOINT gx_row").execute(&mut *tx).await?;
-            match self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await {
-                Ok(record) => {
-                    sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
-                    results.push(Ok(record));
-                }
-                Err(e) => {
-                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_row").execute(&mut *tx).await?;
-                    sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
-                    results.push(Err(e));
+                outcome => {
+                    // A row failed a database check (or the statement itself failed): start
+                    // again one row at a time to find and report it.
+                    if let Err(e) = outcome {
+                        tracing::debug!(error = %e, "multi-row create failed; replaying row by row");
+                    }
+                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_batch")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::raw_sql("RELEASE SAVEPOINT gx_batch").execute(&mut *tx).await?;
+                    for (i, values) in prepared {
+                        sqlx::raw_sql("SAVEPOINT gx_row").execute(&mut *tx).await?;
+                        match self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await {
+                            Ok(record) => {
+                                sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
+                                results[i] = Some(Ok(record));
+                            }
+                            Err(e) => {
+                                sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_row").execute(&mut *tx).await?;
+                                sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
+                                results[i] = Some(Err(e));
+                            }
+                        }
+                    }
                 }
             }
         }
         tx.commit().await?;
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("batch row without an outcome").into())))
+            .collect())
     }
 
     /// Validation and defaults of a create, before any database work.

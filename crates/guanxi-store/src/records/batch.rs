@@ -1,0 +1,283 @@
+//! Creating many records at once (imports, demo data): the same checks, numbering, audit
+//! entries, hooks and search terms as a single create, but written with multi-row statements —
+//! one INSERT for a chunk's rows, one for their audit entries, one for their search terms, one
+//! lookup per relation field and unique field — instead of a dozen statements per row. A chunk
+//! that fails anywhere (a duplicate, a dangling reference, a hook's refusal) is rolled back to its
+//! savepoint and replayed row by row, so each failing row is reported with its own error and
+//! the good rows still commit.
+
+use std::collections::{HashMap, HashSet};
+
+use guanxi_core::meta::FieldType;
+use guanxi_core::{Actor, ObjectDef, Value};
+use serde_json::{Map, Value as Json, json};
+use sqlx::Row;
+
+use super::codec::{Record, decode_row, push_select_list};
+use super::scope::push_scope;
+use super::write::{assignments, set_default, title_of};
+use super::{Engine, search};
+use crate::catalog::Snapshot;
+use crate::error::StoreResult;
+use crate::hooks::{AnyTx, HookCtx, Values};
+use crate::numbering;
+use crate::sql::{Bind, Sql};
+use guanxi_core::time_fmt::{now_utc, today_shanghai};
+
+/// Bound parameters per statement, under SQLite's and PostgreSQL's limits.
+const MAX_BINDS: usize = 30_000;
+
+/// Why a chunk cannot take the multi-row path; the caller replays it row by row, which finds
+/// and reports the row at fault.
+#[derive(Debug)]
+pub(super) struct NeedsRowByRow;
+
+impl Engine {
+    /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
+    /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
+    /// partial work and must be rolled back to a savepoint taken before the call.
+    pub(super) async fn create_many(
+        &self,
+        tx: &mut AnyTx,
+        actor: &Actor,
+        snapshot: &Snapshot,
+        full: &ObjectDef,
+        view: &ObjectDef,
+        mut rows: Vec<Values>,
+    ) -> StoreResult<Result<Vec<Record>, NeedsRowByRow>> {
+        let backend = self.db.backend();
+        let hooks = self.hooks.for_object(&full.key);
+        for values in &mut rows {
+            for h in &hooks {
+                let mut ctx = HookCtx {
+                    tx: &mut *tx,
+                    actor,
+                    object: full,
+                    backend,
+                };
+                if h.before_create(&mut ctx, values).await.is_err() {
+                    return Ok(Err(NeedsRowByRow));
+                }
+            }
+        }
+        if !self.references_ok(tx, snapshot, full, actor, &rows).await? {
+            return Ok(Err(NeedsRowByRow));
+        }
+        let today = today_shanghai();
+        for field in full.fields.iter().filter(|f| f.numbering.is_some()) {
+            if let Some(rule) = &field.numbering {
+                let key = format!("{}.{}", full.key, field.key);
+                let numbers = numbering::next_numbers(&mut *tx, backend, &key, rule, today, rows.len()).await?;
+                for (values, number) in rows.iter_mut().zip(numbers) {
+                    values.push((field.key.clone(), Value::Text(number)));
+                }
+            }
+        }
+        if let Some(machine) = &full.state_machine {
+            for values in &mut rows {
+                set_default(values, &machine.field, Value::Text(machine.initial.clone()));
+            }
+        }
+
+        let now = now_utc();
+        let ids: Vec<String> = rows.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        // Rows with the same columns share a statement (a missing column keeps its default).
+        let mut groups: HashMap<Vec<String>, Vec<(usize, Vec<Bind>, String)>> = HashMap::new();
+        for (i, values) in rows.iter().enumerate() {
+            let (cols, custom) = assignments(full, values, Map::new());
+            let names = cols.iter().map(|(c, _)| c.clone()).collect();
+            let binds = cols.into_iter().map(|(_, b)| b).collect();
+            groups
+                .entry(names)
+                .or_default()
+                .push((i, binds, Json::Object(custom).to_string()));
+        }
+        for (cols, members) in &groups {
+            let per_row = cols.len() + 6;
+            for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
+                let mut sql = Sql::of(backend, "INSERT INTO ");
+                sql.ident(&full.table).push(
+                    " (\"id\", \"version\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"custom\"",
+                );
+                for col in cols {
+                    sql.push(", ").ident(col);
+                }
+                sql.push(") VALUES ");
+                for (n, (i, binds, custom)) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push("(")
+                        .bind(ids[*i].as_str())
+                        .push(", 1, ")
+                        .bind(now.as_str())
+                        .push(", ")
+                        .bind(actor.id.as_str())
+                        .push(", ")
+                        .bind(now.as_str())
+                        .push(", ")
+                        .bind(actor.id.as_str())
+                        .push(", ")
+                        .bind(custom.as_str());
+                    for b in binds {
+                        sql.push(", ").bind(b.clone());
+                    }
+                    sql.push(")");
+                }
+                if sql.query().execute(&mut **tx).await.is_err() {
+                    // A constraint the checks above did not foresee (a race on a unique value).
+                    return Ok(Err(NeedsRowByRow));
+                }
+            }
+        }
+
+        // Read the rows back as stored (defaults, normalised values) in id chunks.
+        let mut stored: HashMap<String, (Record, Record)> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_BINDS) {
+            let mut sql = Sql::of(backend, "SELECT ");
+            push_select_list(&mut sql, full);
+            sql.push(" FROM ")
+                .ident(&full.table)
+                .push(" WHERE \"id\" IN (")
+                .bind_list(chunk.iter().map(|id| Bind::Text(id.clone())))
+                .push(")");
+            for row in sql.query().fetch_all(&mut **tx).await? {
+                let record = decode_row(full, &row, false)?;
+                let visible = decode_row(view, &row, false)?;
+                let id: String = row.try_get("id")?;
+                stored.insert(id, (record, visible));
+            }
+        }
+
+        // Audit entries, one statement per chunk.
+        for chunk in ids.iter().zip(&rows).collect::<Vec<_>>().chunks(MAX_BINDS / 9) {
+            let mut sql = Sql::of(
+                backend,
+                "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ",
+            );
+            for (n, (id, values)) in chunk.iter().enumerate() {
+                let title = stored.get(id.as_str()).and_then(|(r, _)| title_of(full, r));
+                let changes: Vec<Json> = values
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
+                    .collect();
+                if n > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .push(", ")
+                    .bind(now.as_str())
+                    .push(", ")
+                    .bind(actor.id.as_str())
+                    .push(", ")
+                    .bind(actor.name.as_str())
+                    .push(", ")
+                    .bind(full.key.as_str())
+                    .push(", ")
+                    .bind(id.as_str())
+                    .push(", 'create', ")
+                    .bind(title)
+                    .push(", ")
+                    .bind(Json::Array(changes).to_string())
+                    .push(")");
+            }
+            sql.query().execute(&mut **tx).await?;
+        }
+
+        let mut out = Vec::with_capacity(ids.len());
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some((record, visible)) = stored.remove(id) else {
+                return Ok(Err(NeedsRowByRow));
+            };
+            for h in &hooks {
+                let mut ctx = HookCtx {
+                    tx: &mut *tx,
+                    actor,
+                    object: full,
+                    backend,
+                };
+                if h.after_create(&mut ctx, &record).await.is_err() {
+                    return Ok(Err(NeedsRowByRow));
+                }
+            }
+            records.push(record);
+            out.push(visible);
+        }
+        search::index_created(&mut *tx, backend, snapshot, full, &records).await?;
+        Ok(Ok(out))
+    }
+
+    /// The batch form of the reference and uniqueness checks: one lookup per relation field and
+    /// per unique field for all rows. False when any row would fail them.
+    async fn references_ok(
+        &self,
+        tx: &mut AnyTx,
+        snapshot: &Snapshot,
+        object: &ObjectDef,
+        actor: &Actor,
+        rows: &[Values],
+    ) -> StoreResult<bool> {
+        let backend = self.db.backend();
+        for field in &object.fields {
+            let mut wanted: HashSet<&str> = HashSet::new();
+            for values in rows {
+                match values.iter().find(|(k, _)| *k == field.key).map(|(_, v)| v) {
+                    Some(Value::Text(t)) => {
+                        let is_new = wanted.insert(t.as_str());
+                        // Two rows of one batch with the same unique value: one must fail.
+                        if !is_new && field.unique && !matches!(field.field_type, FieldType::Relation { .. }) {
+                            return Ok(false);
+                        }
+                    }
+                    Some(Value::Json(ids)) if matches!(field.field_type, FieldType::MultiRelation { .. }) => {
+                        wanted.extend(ids.as_array().into_iter().flatten().filter_map(Json::as_str));
+                    }
+                    _ => {}
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let wanted: Vec<&str> = wanted.into_iter().collect();
+            match &field.field_type {
+                FieldType::Relation { object: target } | FieldType::MultiRelation { object: target } => {
+                    let target = snapshot.object(target)?;
+                    let Some(scope) = actor.scope(&target.key, "read") else {
+                        return Ok(false);
+                    };
+                    for chunk in wanted.chunks(MAX_BINDS) {
+                        let mut sql = Sql::of(backend, "SELECT count(*) AS n FROM ");
+                        sql.ident(&target.table)
+                            .push(" WHERE \"id\" IN (")
+                            .bind_list(chunk.iter().map(|id| Bind::Text((*id).to_owned())))
+                            .push(") AND \"deleted_at\" IS NULL");
+                        push_scope(&mut sql, actor, scope);
+                        let n: i64 = sql.query().fetch_one(&mut **tx).await?.try_get("n")?;
+                        if usize::try_from(n).ok() != Some(chunk.len()) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                _ if field.unique && !field.custom && field.numbering.is_none() => {
+                    for chunk in wanted.chunks(MAX_BINDS) {
+                        let mut sql = Sql::of(backend, "SELECT 1 AS one FROM ");
+                        sql.ident(&object.table)
+                            .push(" WHERE ")
+                            .ident(&field.key)
+                            .push(" IN (")
+                            .bind_list(chunk.iter().map(|v| Bind::Text((*v).to_owned())))
+                            .push(") AND \"deleted_at\" IS NULL LIMIT 1");
+                        if sql.query().fetch_optional(&mut **tx).await?.is_some() {
+                            return Ok(false);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+}
