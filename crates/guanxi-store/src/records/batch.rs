@@ -32,6 +32,9 @@ const MAX_BINDS: usize = 30_000;
 #[derive(Debug)]
 pub(super) struct NeedsRowByRow;
 
+/// One row of a multi-row INSERT: its index in the batch, its column values and its custom JSON.
+type InsertRow = (usize, Vec<Bind>, String);
+
 impl Engine {
     /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
     /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
@@ -82,7 +85,7 @@ impl Engine {
         let now = now_utc();
         let ids: Vec<String> = rows.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
         // Rows with the same columns share a statement (a missing column keeps its default).
-        let mut groups: HashMap<Vec<String>, Vec<(usize, Vec<Bind>, String)>> = HashMap::new();
+        let mut groups: HashMap<Vec<String>, Vec<InsertRow>> = HashMap::new();
         for (i, values) in rows.iter().enumerate() {
             let (cols, custom) = assignments(full, values, Map::new());
             let names = cols.iter().map(|(c, _)| c.clone()).collect();
