@@ -168,6 +168,7 @@ pub struct DemoSummary {
     pub users: Vec<(String, String)>,
     pub customers: usize,
     pub contacts: usize,
+    pub follow_ups: usize,
 }
 
 /// Creates the organisation and users (once) and `customers` more customers with contacts.
@@ -326,22 +327,107 @@ fn contact_body(rng: &mut Rng, customer_id: &str, owner: &str, dept: &str) -> Ma
     }))
 }
 
-/// Benchmark dataset sizes (`demo-data --size`): customers, each with two contacts.
+/// Benchmark dataset sizes (`demo-data --size`): customers, each with two contacts and five
+/// follow-ups (issue 6: L = 1,000,000 customers, 2,000,000 contacts, 5,000,000 follow-ups).
 pub fn size_customers(size: &str) -> Option<usize> {
     match size.to_ascii_uppercase().as_str() {
         "S" => Some(10_000),
         "M" => Some(100_000),
         "L" => Some(1_000_000),
-        _ => None,
+        // A plain number sizes a small dataset of the same shape (tests, quick trials).
+        other => other.parse().ok().filter(|n| *n > 0),
     }
 }
 
-/// The fast path for benchmark datasets: `customers` customers with exactly two contacts each,
-/// written through the engine's `create_batch` (one transaction per `batch` rows, a savepoint per
-/// row), so numbering, validation, audit and the search index are the same as for single
-/// creates. Customers stay in their initial state (no `sign` transitions) and there are no
-/// follow-ups. Reproducible for a given seed on an empty database. `progress` is called after
-/// each batch with the customers written so far.
+/// Contacts and follow-ups per customer in a benchmark dataset.
+pub const BULK_CONTACTS: usize = 2;
+pub const BULK_FOLLOW_UPS: usize = 5;
+
+const REGIONS: &[(&str, &str, &[&str])] = &[
+    ("华北大区", "R-N", &["北京", "天津", "石家庄", "太原", "济南"]),
+    ("华东大区", "R-E", &["上海", "杭州", "南京", "苏州", "合肥"]),
+    ("华南大区", "R-S", &["广州", "深圳", "厦门", "南宁", "海口"]),
+    ("西部大区", "R-W", &["成都", "重庆", "西安", "昆明", "兰州"]),
+];
+const SALES_PER_OFFICE: usize = 10;
+const ACTIVITY_KINDS: &[&str] = &["call", "call", "visit", "email", "meeting", "note"];
+const SUBJECTS: &[&str] = &[
+    "电话回访",
+    "上门拜访",
+    "产品演示",
+    "报价沟通",
+    "合同洽谈",
+    "售后回访",
+    "需求调研",
+    "节日问候",
+];
+
+/// The benchmark sales force: four regions of five offices with ten salespeople each (200
+/// users) under the demo headquarters, created once. Returns their (owner, department) pairs.
+async fn bench_sales_force(engine: &Engine, config: &Config) -> anyhow::Result<Vec<(String, String)>> {
+    let hq = department(engine, "总部", "HQ", None, false).await?;
+    let mut owners = Vec::new();
+    for (r, (region, code, offices)) in REGIONS.iter().enumerate() {
+        let region_id = department(engine, region, code, Some(&hq), false).await?;
+        for (o, office) in offices.iter().enumerate() {
+            let office_id = department(
+                engine,
+                &format!("{office}销售部"),
+                &format!("{code}-{}", o + 1),
+                Some(&region_id),
+                false,
+            )
+            .await?;
+            for n in 0..SALES_PER_OFFICE {
+                let username = format!("bench_r{}o{}s{:02}", r + 1, o + 1, n + 1);
+                let id = match find_one(engine, "user", "username", &username).await? {
+                    Some(id) => id,
+                    None => {
+                        create_user(
+                            engine,
+                            config,
+                            &NewUser {
+                                username: &username,
+                                display_name: &format!("{office}销售{:02}", n + 1),
+                                email: Some(&format!("{username}@demo.guanxi.local")),
+                                password: DEMO_PASSWORD,
+                                roles: &["salesperson"],
+                                department_id: Some(&office_id),
+                                manager_id: None,
+                            },
+                        )
+                        .await?
+                    }
+                };
+                owners.push((id, office_id.clone()));
+            }
+        }
+    }
+    Ok(owners)
+}
+
+fn follow_up_body(rng: &mut Rng, customer_id: &str, owner: &str, dept: &str) -> Map<String, Json> {
+    obj(json!({
+        "customer_id": customer_id,
+        "kind": rng.pick(ACTIVITY_KINDS),
+        "subject": rng.pick(SUBJECTS),
+        "occurred_at": format!(
+            "20{:02}-{:02}-{:02}T{:02}:{:02}:00Z",
+            20 + rng.below(6), 1 + rng.below(12), 1 + rng.below(28), 1 + rng.below(10), rng.below(60)
+        ),
+        "content": format!("与客户沟通{}，客户反馈良好。", rng.pick(SUBJECTS)),
+        "owner_id": owner,
+        "department_id": dept,
+    }))
+}
+
+/// The fast path for benchmark datasets: `customers` customers with two contacts and five
+/// follow-ups each, owned by a 200-strong sales force in a department tree (plus the demo
+/// users), written through the engine's `create_batch` (one transaction per `batch` customers
+/// and their children, multi-row statements inside), so numbering, validation, audit and the
+/// search index are the same as for single creates. Customers stay in their initial state (no
+/// `sign` transitions). Reproducible for a given seed on an empty database. `progress` is
+/// called after each batch with the customers written so far.
 pub async fn generate_bulk(
     engine: &Engine,
     config: &Config,
@@ -350,7 +436,8 @@ pub async fn generate_bulk(
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<DemoSummary> {
-    let (mut summary, sales_owners) = organisation(engine, config).await?;
+    let (mut summary, mut sales_owners) = organisation(engine, config).await?;
+    sales_owners.extend(bench_sales_force(engine, config).await?);
     let mut rng = Rng::new(seed);
     let batch = batch.max(1);
     let actor = Actor::system();
@@ -365,18 +452,26 @@ pub async fn generate_bulk(
             owners.push((owner, dept));
         }
         let created = engine.create_batch(&actor, "customer", &bodies).await?;
-        let mut contacts = Vec::with_capacity(2 * bodies.len());
+        let mut contacts = Vec::with_capacity(BULK_CONTACTS * bodies.len());
+        let mut follow_ups = Vec::with_capacity(BULK_FOLLOW_UPS * bodies.len());
         for (result, (owner, dept)) in created.into_iter().zip(owners) {
             let record = result?;
             let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
             summary.customers += 1;
-            for _ in 0..2 {
+            for _ in 0..BULK_CONTACTS {
                 contacts.push(contact_body(&mut rng, &id, &owner, &dept));
+            }
+            for _ in 0..BULK_FOLLOW_UPS {
+                follow_ups.push(follow_up_body(&mut rng, &id, &owner, &dept));
             }
         }
         for result in engine.create_batch(&actor, "contact", &contacts).await? {
             result?;
             summary.contacts += 1;
+        }
+        for result in engine.create_batch(&actor, "follow_up", &follow_ups).await? {
+            result?;
+            summary.follow_ups += 1;
         }
         start = end;
         progress(summary.customers);

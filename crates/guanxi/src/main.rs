@@ -56,10 +56,12 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
         /// Benchmark dataset instead (fast, batched; use an empty database): S = 10,000,
-        /// M = 100,000, L = 1,000,000 customers with two contacts each (docs/BENCHMARKS.md).
+        /// M = 100,000, L = 1,000,000 customers with two contacts and five follow-ups each,
+        /// owned by 200 salespeople in a department tree (docs/BENCHMARKS.md); a number gives
+        /// that many customers of the same shape.
         #[arg(long, conflicts_with = "customers")]
         size: Option<String>,
-        /// Rows per transaction with `--size`.
+        /// Customers per transaction with `--size` (their contacts and follow-ups follow).
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
@@ -164,9 +166,10 @@ fn main() -> anyhow::Result<()> {
                 };
                 engine.db().close().await;
                 println!(
-                    "demo data: {} customers, {} contacts; users (password {}):",
+                    "demo data: {} customers, {} contacts, {} follow-ups; users (password {}):",
                     summary.customers,
                     summary.contacts,
+                    summary.follow_ups,
                     guanxi_server::demo::DEMO_PASSWORD
                 );
                 for (user, role) in summary.users {

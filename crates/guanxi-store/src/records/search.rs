@@ -15,7 +15,7 @@ use super::codec::Record;
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::StoreResult;
-use crate::sql::Sql;
+use crate::sql::{Bind, Sql};
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
 pub const INDEX_VERSION: &str = "1";
@@ -123,15 +123,123 @@ pub(super) async fn index_created(
     if let Some(parent) = &object.search_parent {
         let parent_def = snapshot.object(&parent.object)?;
         let mut seen = std::collections::HashSet::new();
-        for r in records {
-            if let Some(p) = r.get(&parent.field).and_then(Json::as_str)
-                && seen.insert(p)
-            {
-                reindex(conn, backend, snapshot, &parent_def, p).await?;
-            }
+        let parents: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r.get(&parent.field).and_then(Json::as_str))
+            .filter(|p| seen.insert(*p))
+            .collect();
+        for chunk in parents.chunks(500) {
+            reindex_many(conn, backend, snapshot, &parent_def, chunk).await?;
         }
     }
     Ok(())
+}
+
+/// [`reindex`] for many records of one object with a fixed number of statements: delete their
+/// entries, read their own and their children's search values, insert the new entries.
+async fn reindex_many(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    snapshot: &Snapshot,
+    object: &ObjectDef,
+    ids: &[&str],
+) -> StoreResult<()> {
+    if object.search_fields.is_empty() || ids.is_empty() {
+        return Ok(());
+    }
+    let id_binds = || ids.iter().map(|id| Bind::Text((*id).to_owned()));
+    let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
+    del.bind(object.key.as_str())
+        .push(" AND record_id IN (")
+        .bind_list(id_binds())
+        .push(")");
+    del.query().execute(&mut *conn).await?;
+
+    let mut terms: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
+    let mut add = |owner: String, def: &ObjectDef, r: &Record| {
+        let mut out = Vec::new();
+        field_terms(def, r, &mut out);
+        terms.extend(out.into_iter().map(|t| (owner.clone(), t)));
+    };
+    // Only live records get entries, as in `reindex`.
+    let mut live = std::collections::HashSet::new();
+    for (id, r) in select_search_values_in(conn, backend, object, "id", ids).await? {
+        live.insert(id.clone());
+        add(id, object, &r);
+    }
+    for child in snapshot.objects() {
+        let Some(parent) = &child.search_parent else { continue };
+        if parent.object != object.key {
+            continue;
+        }
+        for (owner, r) in select_search_values_in(conn, backend, child, &parent.field, ids).await? {
+            if live.contains(&owner) {
+                add(owner, child, &r);
+            }
+        }
+    }
+    let terms: Vec<(String, String)> = terms.into_iter().collect();
+    for chunk in terms.chunks(5_000) {
+        let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
+        for (i, (id, term)) in chunk.iter().enumerate() {
+            if i > 0 {
+                ins.push(", ");
+            }
+            ins.push("(")
+                .bind(object.key.as_str())
+                .push(", ")
+                .bind(term.as_str())
+                .push(", ")
+                .bind(id.as_str())
+                .push(")");
+        }
+        ins.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The search-field values of live rows whose `column` is one of `values`, each with that
+/// column's value (the record itself for `id`, the parent for a child's reference).
+async fn select_search_values_in(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    column: &str,
+    values: &[&str],
+) -> StoreResult<Vec<(String, Record)>> {
+    let fields: Vec<&str> = object
+        .search_fields
+        .iter()
+        .filter(|k| object.field(k).is_some_and(|f| !f.custom))
+        .map(String::as_str)
+        .collect();
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::of(backend, "SELECT ");
+    sql.ident(column).push(" AS gx_owner");
+    for f in &fields {
+        sql.push(", ").ident(f);
+    }
+    sql.push(" FROM ")
+        .ident(&object.table)
+        .push(" WHERE ")
+        .ident(column)
+        .push(" IN (")
+        .bind_list(values.iter().map(|v| Bind::Text((*v).to_owned())))
+        .push(") AND \"deleted_at\" IS NULL");
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let owner: String = row.try_get("gx_owner")?;
+        let mut r = Record::new();
+        for f in &fields {
+            let v: Option<String> = row.try_get(*f)?;
+            r.insert((*f).to_owned(), v.map_or(Json::Null, Json::String));
+        }
+        out.push((owner, r));
+    }
+    Ok(out)
 }
 
 /// The search-field values of live rows where `column = value`.

@@ -316,3 +316,74 @@ async fn demo_data_gives_every_role_a_user_and_scoped_customers() {
     );
     server.terminate();
 }
+
+/// `guanxi demo-data --size N` writes the benchmark shape through the engine's multi-row batch
+/// path: every customer numbered once, two contacts and five follow-ups each, 200 salespeople in
+/// a department tree, audit entries, and a search index that finds a customer by its contacts'
+/// mobiles (the parent's entries are rebuilt for the whole batch).
+#[tokio::test]
+async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = run(dir.path(), &["demo-data", "--size", "12", "--batch", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("12 customers, 24 contacts, 60 follow-ups"),
+        "{printed}"
+    );
+
+    let server = Server::start(dir.path(), None);
+    let admin = sign_in(&server.base, "demo_admin", "Demo#Guanxi2026")
+        .await
+        .expect("demo admin");
+    let customers = admin
+        .get("/api/v1/records/customer?total=exact&limit=100&sort=number")
+        .await;
+    assert_eq!(customers.body["meta"]["total"], 12);
+    let numbers: Vec<String> = customers.body["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|c| c["number"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = (1..=12).map(|n| format!("CM{n:06}")).collect();
+    assert_eq!(numbers, expected, "numbers are handed out once each, in order");
+    for (object, total) in [("contact", 24), ("follow_up", 60)] {
+        let list = admin.get(&format!("/api/v1/records/{object}?total=exact")).await;
+        assert_eq!(list.body["meta"]["total"], total, "{object}");
+    }
+    let users = admin.get("/api/v1/records/user?total=exact").await;
+    assert!(
+        users.body["meta"]["total"].as_i64().unwrap_or(0) >= 209,
+        "{}",
+        users.body
+    );
+
+    let contact = admin.get("/api/v1/records/contact?limit=1").await;
+    let contact = &contact.body["data"][0];
+    let mobile = contact["mobile"].as_str().expect("mobile");
+    let found = admin
+        .get(&format!(
+            "/api/v1/records/customer?q={}",
+            crate::records::urlencode(mobile)
+        ))
+        .await;
+    let ids: Vec<&str> = found.body["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&contact["customer_id"].as_str().expect("customer")),
+        "{}",
+        found.body
+    );
+
+    let customer_id = customers.body["data"][0]["id"].as_str().expect("id");
+    let history = admin
+        .get(&format!("/api/v1/records/customer/{customer_id}/history"))
+        .await;
+    assert_eq!(history.body["data"][0]["action"], "create", "{}", history.body);
+    server.terminate();
+}
