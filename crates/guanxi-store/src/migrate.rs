@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0005_transfer"),
     migration!("0006_leads_and_activities"),
     migration!("0011_scoped_list_indexes"),
+    migration!("0012_search_terms_without_rowid"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

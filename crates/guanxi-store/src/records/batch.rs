@@ -3,7 +3,7 @@
 //! one INSERT for a chunk's rows, one for their audit entries, one for their search terms, one
 //! lookup per relation field and unique field — instead of a dozen statements per row. A chunk
 //! that fails anywhere (a duplicate, a dangling reference, a hook's refusal) is rolled back to its
-//! savepoint and replayed row by row, so each failing row is reported with its own error and
+//! transaction is rolled back and the rows are replayed one by one, so each failing row is reported with its own error and
 //! the good rows still commit.
 
 use std::collections::{HashMap, HashSet};
@@ -38,7 +38,7 @@ type InsertRow = (usize, Vec<Bind>, String);
 impl Engine {
     /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
     /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
-    /// partial work and must be rolled back to a savepoint taken before the call.
+    /// partial work and must be rolled back.
     pub(super) async fn create_many(
         &self,
         tx: &mut AnyTx,

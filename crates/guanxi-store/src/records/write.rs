@@ -322,11 +322,12 @@ impl Engine {
         }
         let mut tx: AnyTx = self.db.writer().begin().await?;
         if !prepared.is_empty() {
-            sqlx::raw_sql("SAVEPOINT gx_batch").execute(&mut *tx).await?;
+            // No savepoint around the multi-row path: on SQLite a savepoint copies every page it
+            // touches to a sub-journal, which costs more than the statements. A failed chunk
+            // rolls the whole (still empty) transaction back instead and starts again.
             let rows: Vec<Values> = prepared.iter().map(|(_, v)| v.clone()).collect();
             match self.create_many(&mut tx, actor, &snapshot, &full, &view, rows).await {
                 Ok(Ok(records)) => {
-                    sqlx::raw_sql("RELEASE SAVEPOINT gx_batch").execute(&mut *tx).await?;
                     for ((i, _), record) in prepared.iter().zip(records) {
                         results[*i] = Some(Ok(record));
                     }
@@ -337,10 +338,8 @@ impl Engine {
                     if let Err(e) = outcome {
                         tracing::debug!(error = %e, "multi-row create failed; replaying row by row");
                     }
-                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_batch")
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::raw_sql("RELEASE SAVEPOINT gx_batch").execute(&mut *tx).await?;
+                    tx.rollback().await?;
+                    tx = self.db.writer().begin().await?;
                     for (i, values) in prepared {
                         sqlx::raw_sql("SAVEPOINT gx_row").execute(&mut *tx).await?;
                         match self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await {
