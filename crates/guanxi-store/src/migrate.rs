@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0004_search"),
     migration!("0005_transfer"),
     migration!("0006_leads_and_activities"),
+    migration!("0007_regions_value_and_pool"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

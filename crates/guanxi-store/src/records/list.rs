@@ -17,7 +17,7 @@ use sqlx::Row;
 
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
-use super::scope::{check_query_fields, push_scope, require, view_of};
+use super::scope::{check_query_fields, push_read_scope, require, view_of};
 use super::search::push_search;
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
@@ -97,7 +97,7 @@ impl Engine {
         } else {
             " AND \"deleted_at\" IS NULL"
         });
-        push_scope(&mut sql, actor, scope);
+        push_read_scope(&mut sql, actor, &full, scope);
         let row = sql
             .query()
             .fetch_optional(self.db.reader())
@@ -320,7 +320,7 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
     } else {
         "\"deleted_at\" IS NULL"
     });
-    push_scope(sql, actor, scope);
+    push_read_scope(sql, actor, object, scope);
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
         push_filter(sql, filter);

@@ -5,8 +5,10 @@
 mod audit;
 mod codec;
 mod list;
+pub mod pool;
 pub mod scope;
 mod search;
+mod system;
 mod write;
 
 use std::sync::Arc;
