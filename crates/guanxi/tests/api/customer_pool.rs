@@ -278,7 +278,7 @@ async fn follow_ups_keep_the_last_contact_and_the_reclaim_job_returns_neglected_
         "a planned follow-up is not a contact"
     );
 
-    let off = run_job(&app, "/api/v1/customers/reclaim").await;
+    let off = run_job(app, "/api/v1/customers/reclaim").await;
     assert_eq!(off["skipped"], "off", "{off}");
     assert_eq!(
         me.post("/api/v1/customers/reclaim", &json!({})).await.status,
@@ -288,13 +288,13 @@ async fn follow_ups_keep_the_last_contact_and_the_reclaim_job_returns_neglected_
         .patch("/api/v1/admin/settings", &json!({"pool.reclaim_after_days": 30}))
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text);
-    let result = run_job(&app, "/api/v1/customers/reclaim").await;
+    let result = run_job(app, "/api/v1/customers/reclaim").await;
     assert_eq!(result["reclaimed"], 1, "{result}");
 
     let back = read(s(&neglected, "id")).await;
     assert!(back.data()["owner_id"].is_null());
     assert!(s(back.data(), "release_reason").contains("30"), "{}", back.text);
-    let trail = history_actions(&app, s(&neglected, "id")).await;
+    let trail = history_actions(app, s(&neglected, "id")).await;
     assert_eq!(trail.last().map(|e| e["action"].clone()), Some(json!("reclaim")));
     for kept in [&recent, &fresh] {
         assert_eq!(read(s(kept, "id")).await.data()["owner_id"], me_id.as_str());
@@ -309,7 +309,7 @@ async fn follow_ups_keep_the_last_contact_and_the_reclaim_job_returns_neglected_
         .post(&format!("/api/v1/customers/{}/claim", s(&neglected, "id")), &json!({}))
         .await;
     assert_eq!(claim.status, StatusCode::OK, "{}", claim.text);
-    let again = run_job(&app, "/api/v1/customers/reclaim").await;
+    let again = run_job(app, "/api/v1/customers/reclaim").await;
     assert_eq!(again["reclaimed"], 0, "{again}");
 }
 
@@ -411,7 +411,7 @@ async fn classification_rules_are_validated_and_the_job_sets_tiers_by_them() {
         )
         .await;
     }
-    let result = run_job(&app, "/api/v1/customers/classify").await;
+    let result = run_job(app, "/api/v1/customers/classify").await;
     assert_eq!(result["customers"], 4, "{result}");
     assert_eq!(result["changed"], 4, "{result}");
     assert_eq!(result["tiers"], json!({"A": 1, "B": 2, "C": 1}));
@@ -419,12 +419,12 @@ async fn classification_rules_are_validated_and_the_job_sets_tiers_by_them() {
         let r = me.get(&format!("/api/v1/records/customer/{}", s(c, "id"))).await;
         assert_eq!(r.data()["value_tier"], tier, "{}", s(c, "name"));
     }
-    let trail = history_actions(&app, s(&star, "id")).await;
+    let trail = history_actions(app, s(&star, "id")).await;
     let last = trail.last().cloned().unwrap_or_default();
     assert_eq!(last["action"], "classify");
     assert_eq!(last["changes"][0]["new"], "A");
 
-    let again = run_job(&app, "/api/v1/customers/classify").await;
+    let again = run_job(app, "/api/v1/customers/classify").await;
     assert_eq!(again["changed"], 0, "a second run changes nothing: {again}");
     let typed = me
         .patch(
