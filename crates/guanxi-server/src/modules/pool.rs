@@ -266,15 +266,15 @@ pub async fn schedule_daily(state: &AppState) -> StoreResult<Vec<&'static str>> 
     Ok(queued)
 }
 
-/// Checks every ten minutes whether today's daily jobs are queued.
+/// Checks every ten minutes whether today's daily jobs are queued. The first check also waits
+/// ten minutes: a daily job may run a little late, and a server that only runs briefly (a test,
+/// a one-off maintenance start) does not change data behind anyone's back.
 pub async fn run_scheduler(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut wait = Duration::from_secs(5);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
             _ = stop.changed() => return,
         }
-        wait = Duration::from_secs(600);
         if let Err(e) = schedule_daily(&state).await {
             tracing::warn!(error = ?e, "daily job scheduling failed");
         }
