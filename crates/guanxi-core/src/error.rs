@@ -45,6 +45,13 @@ impl FieldErrors {
         errors
     }
 
+    /// Adds every error of `other` under its own key.
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, errors) in other.0 {
+            self.0.entry(field).or_default().extend(errors);
+        }
+    }
+
     /// Prefixes every key, used when a bulk operation reports errors per record.
     pub fn merge_prefixed(&mut self, prefix: &str, other: FieldErrors) {
         for (field, errors) in other.0 {
@@ -103,6 +110,10 @@ pub enum DomainError {
     InvalidTransition(Label),
     #[error("forbidden: {}", .0.en)]
     Forbidden(Label),
+    /// A business rule refuses the request in the record's current situation (a customer not
+    /// in the pool, a claim limit reached); `code` is the stable API error code.
+    #[error("refused ({code}): {}", .message.en)]
+    Refused { code: &'static str, message: Label },
 }
 
 impl DomainError {
@@ -111,6 +122,16 @@ impl DomainError {
             zh: zh.into(),
             en: en.into(),
         })
+    }
+
+    pub fn refused(code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> Self {
+        DomainError::Refused {
+            code,
+            message: Label {
+                zh: zh.into(),
+                en: en.into(),
+            },
+        }
     }
 
     pub fn conflict(zh: impl Into<String>, en: impl Into<String>) -> Self {

@@ -310,6 +310,10 @@ pub struct ObjectDef {
     /// by its contacts' phones and emails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_parent: Option<SearchParent>,
+    /// Records without an owner form a public pool (公海): whoever holds `<object>.claim` sees
+    /// them whatever their read scope, and may claim them (PRODUCT.md module 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_pool: bool,
 }
 
 /// The parent object and the relation field that points at it.
@@ -334,7 +338,14 @@ impl ObjectDef {
             default_sort: vec!["-id".into()],
             state_machine: None,
             search_parent: None,
+            public_pool: false,
         }
+    }
+
+    /// Declares that unowned records form a public pool (see [`ObjectDef::public_pool`]).
+    pub fn with_public_pool(mut self) -> Self {
+        self.public_pool = true;
+        self
     }
 
     /// Makes this object's search fields findable from its parent's quick search.

@@ -235,6 +235,22 @@ pub fn customer() -> ObjectDef {
                 "Last contacted",
                 FieldType::DateTime,
             ),
+            // Value classification (seed 000 §3.1.5 C-19/C-20, issue 5 §6): set by the
+            // `customer.classify` job from the configured rules, never typed in.
+            FieldDef::new("value_tier", "价值等级", "Value tier", select("customer_value_tier")).read_only(),
+            // Editable until the order module maintains it from orders.
+            FieldDef::new("total_amount", "累计成交金额", "Total amount", FieldType::Money),
+            // Public pool (公海): when the current owner claimed the customer, and when and why it
+            // last went back to the pool.
+            FieldDef::new("claimed_at", "领取时间", "Claimed at", FieldType::DateTime).read_only(),
+            FieldDef::new(
+                "released_at",
+                "退回公海时间",
+                "Returned to pool at",
+                FieldType::DateTime,
+            )
+            .read_only(),
+            FieldDef::new("release_reason", "退回原因", "Reason returned", text(500)).read_only(),
             FieldDef::new(
                 "tags",
                 "标签",
@@ -261,6 +277,7 @@ pub fn customer() -> ObjectDef {
     .search(&["name", "number", "phone", "email"])
     .sorted_by(&["-id"])
     .with_state_machine(customer_lifecycle())
+    .with_public_pool()
 }
 
 fn state(key: &str, zh: &str, en: &str) -> StateDef {

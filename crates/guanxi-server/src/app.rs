@@ -17,6 +17,7 @@ use guanxi_core::objects::builtin_objects;
 use guanxi_store::backup::{InUseLock, lock_database};
 use guanxi_store::hooks::HookRegistry;
 use guanxi_store::jobs::{JobHandler, Worker};
+use guanxi_store::regions::RegionCache;
 use guanxi_store::{Catalog, Db, DbOptions, Engine, migrate};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -63,9 +64,11 @@ impl Application {
         })
         .await?;
         migrate::run(&db).await?;
+        guanxi_store::regions::ensure_loaded(&db).await?;
+        let regions = Arc::new(RegionCache::new(db.clone()));
         let identity = Arc::new(modules::identity::IdentityState::default());
         let engine_cell = modules::customers::EngineCell::default();
-        let mut hooks = modules::hooks(&config, &identity, &engine_cell);
+        let mut hooks = modules::hooks(&config, &identity, &engine_cell, &regions);
         hooks.merge(options.hooks);
         let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
         let engine = Engine::new(db.clone(), catalog, hooks);
@@ -76,6 +79,8 @@ impl Application {
             crate::mail::MailSender::new(config.mail.clone()),
         );
         modules::transfer::register_jobs(&mut worker, &engine, &config);
+        modules::pool::register_jobs(&mut worker, &engine);
+        modules::classification::register_jobs(&mut worker, &engine);
         for (kind, handler) in options.jobs {
             worker.register(&kind, handler);
         }
@@ -86,6 +91,7 @@ impl Application {
             engine,
             metrics: telemetry::metrics_handle(),
             identity,
+            regions,
         }));
         Ok(Application {
             listener,
@@ -111,6 +117,11 @@ impl Application {
         if state.config.run_worker {
             let poll = Duration::from_millis(state.config.worker_poll_ms.max(10));
             tasks.push(tokio::spawn(self.worker.clone().run(poll, stop_rx.clone())));
+            // Servers that run jobs also queue the daily ones (pool reclaim, classification).
+            tasks.push(tokio::spawn(modules::pool::run_scheduler(
+                state.clone(),
+                stop_rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(refresh_metadata(state.clone(), stop_rx)));
         // An index built by older term rules (or none, after an upgrade) is rebuilt in the
@@ -153,9 +164,11 @@ pub async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
     })
     .await?;
     migrate::run(&db).await?;
+    guanxi_store::regions::ensure_loaded(&db).await?;
+    let regions = Arc::new(RegionCache::new(db.clone()));
     let identity = Arc::new(modules::identity::IdentityState::default());
     let engine_cell = modules::customers::EngineCell::default();
-    let hooks = modules::hooks(config, &identity, &engine_cell);
+    let hooks = modules::hooks(config, &identity, &engine_cell, &regions);
     let catalog = Arc::new(Catalog::load(&db, builtin_objects()).await?);
     let engine = Engine::new(db, catalog, hooks);
     let _ = engine_cell.set(engine.clone());
@@ -196,6 +209,9 @@ pub fn router(state: AppState) -> Router {
         .merge(modules::identity::router())
         .merge(modules::transfer::router())
         .merge(modules::customers::router())
+        .merge(modules::regions::router())
+        .merge(modules::pool::router())
+        .merge(modules::classification::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(

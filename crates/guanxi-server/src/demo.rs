@@ -310,6 +310,13 @@ fn customer_body(rng: &mut Rng, i: usize, sales_owners: &[(String, String)]) -> 
     if rng.below(3) == 0 {
         body["tags"] = json!([rng.pick(TAGS)]);
     }
+    // Derived from the index, not the generator, so the rest of the data stays as before:
+    // a spread of total amounts for the value classification, and every tenth customer in
+    // the public pool (公海, no owner).
+    body["total_amount"] = json!(((i * 7919) % 500) as i64 * 1_000_000);
+    if i % 10 == 9 {
+        body["owner_id"] = Json::Null;
+    }
     (obj(body), owner, dept)
 }
 
@@ -477,4 +484,18 @@ pub async fn generate_bulk(
         progress(summary.customers);
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guanxi_store::regions::{EMBEDDED, RegionIndex, parse};
+
+    #[test]
+    fn demo_addresses_are_real_regions() {
+        let index = RegionIndex::new(parse(EMBEDDED).unwrap_or_default());
+        for (p, c, d) in PLACES {
+            assert!(index.check(Some(p), Some(c), Some(d)).is_empty(), "{p} {c} {d}");
+        }
+    }
 }

@@ -150,6 +150,14 @@ impl From<DomainError> for ApiError {
                 details: None,
                 internal: None,
             },
+            DomainError::Refused { code, message } => ApiError {
+                status: StatusCode::CONFLICT,
+                code,
+                message,
+                fields: None,
+                details: None,
+                internal: None,
+            },
         }
     }
 }

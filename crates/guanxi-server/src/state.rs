@@ -18,6 +18,8 @@ pub struct AppInner {
     pub engine: Engine,
     pub metrics: PrometheusHandle,
     pub identity: Arc<crate::modules::identity::IdentityState>,
+    /// The region index that checks customer addresses.
+    pub regions: Arc<guanxi_store::regions::RegionCache>,
 }
 
 impl Deref for AppState {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use guanxi_core::{Actor, ObjectDef, Value};
-use serde_json::Value as Json;
+use guanxi_core::{Actor, FieldErrors, ObjectDef, Value};
+use serde_json::{Map, Value as Json};
 
 use crate::db::Backend;
 use crate::error::StoreResult;
@@ -47,6 +47,20 @@ impl HookCtx<'_> {
 /// Hooks around record changes. Every method defaults to doing nothing.
 #[async_trait]
 pub trait RecordHooks: Send + Sync {
+    /// Checks input against reference data outside the record (the region table), adding field
+    /// errors. Runs after field validation, even when that failed, so a form or an import row
+    /// shows every problem at once; it runs outside the write transaction and must only read.
+    /// `input` is the body as given; `old` is the stored record on updates.
+    async fn check_input(
+        &self,
+        _actor: &Actor,
+        _object: &ObjectDef,
+        _input: &Map<String, Json>,
+        _old: Option<&Record>,
+        _errors: &mut FieldErrors,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
     /// May change or add values, or refuse the create with an error.
     async fn before_create(&self, _ctx: &mut HookCtx<'_>, _values: &mut Values) -> StoreResult<()> {
         Ok(())

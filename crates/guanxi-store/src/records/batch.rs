@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json, json};
 use sqlx::Row;
 
 use super::codec::{Record, decode_row, push_select_list};
-use super::scope::push_scope;
+use super::scope::push_read_scope;
 use super::write::{assignments, set_default, title_of};
 use super::{Engine, search};
 use crate::catalog::Snapshot;
@@ -257,7 +257,7 @@ impl Engine {
                             .push(" WHERE \"id\" IN (")
                             .bind_list(chunk.iter().map(|id| Bind::Text((*id).to_owned())))
                             .push(") AND \"deleted_at\" IS NULL");
-                        push_scope(&mut sql, actor, scope);
+                        push_read_scope(&mut sql, actor, &target, scope);
                         let n: i64 = sql.query().fetch_one(&mut **tx).await?.try_get("n")?;
                         if usize::try_from(n).ok() != Some(chunk.len()) {
                             return Ok(false);

@@ -17,7 +17,7 @@ use sqlx::Row;
 
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
-use super::scope::{check_query_fields, push_scope, require, view_of};
+use super::scope::{check_query_fields, push_read_scope, require, view_of};
 use super::search::{SEARCH_CANDIDATES, push_search};
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
@@ -97,7 +97,7 @@ impl Engine {
         } else {
             " AND \"deleted_at\" IS NULL"
         });
-        push_scope(&mut sql, actor, scope);
+        push_read_scope(&mut sql, actor, &full, scope);
         let row = sql
             .query()
             .fetch_optional(self.db.reader())
@@ -331,7 +331,7 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
     } else {
         "\"deleted_at\" IS NULL"
     });
-    push_conditions(sql, query, actor, scope);
+    push_conditions(sql, object, query, actor, scope);
     if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if indexed && !object.search_fields.is_empty() {
             push_search(sql, object, text, |sub| {
@@ -340,7 +340,7 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
                 } else {
                     " AND \"deleted_at\" IS NULL"
                 });
-                push_conditions(sub, query, actor, scope);
+                push_conditions(sub, object, query, actor, scope);
             });
             return;
         }
@@ -364,8 +364,8 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
 }
 
 /// ` AND <scope> AND <filter>`: the conditions of a list besides the recycle bin and search.
-fn push_conditions(sql: &mut Sql, query: &ListQuery, actor: &Actor, scope: Scope) {
-    push_scope(sql, actor, scope);
+fn push_conditions(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope) {
+    push_read_scope(sql, actor, object, scope);
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
         push_filter(sql, filter);

@@ -6,9 +6,11 @@ mod audit;
 mod batch;
 mod codec;
 mod list;
+pub mod pool;
 pub mod scope;
 mod search;
 mod totals;
+mod system;
 mod write;
 
 use std::sync::Arc;

@@ -53,24 +53,57 @@ pub fn forbidden(object: &ObjectDef, action: &str) -> DomainError {
 
 /// Appends ` AND <condition>` limiting rows to the scope.
 pub fn push_scope(sql: &mut Sql, actor: &Actor, scope: Scope) {
+    if scope != Scope::All {
+        sql.push(" AND ");
+        push_condition(sql, actor, scope);
+    }
+}
+
+/// Whether the actor sees the object's public pool (its unowned records) whatever its read
+/// scope: whoever may claim from the pool must be able to browse it (公海, issue 5 §6).
+pub fn sees_pool(actor: &Actor, object: &ObjectDef) -> bool {
+    object.public_pool && actor.scope(&object.key, "claim").is_some()
+}
+
+/// Appends the condition of the actor's read scope on `object`: [`push_scope`], widened by the
+/// public pool for actors who may claim from it. Every read path (get, list, count, history,
+/// the audit log, relation checks and the rows an action may touch) uses this, so pool
+/// records are visible everywhere a readable record is, and nowhere else.
+pub fn push_read_scope(sql: &mut Sql, actor: &Actor, object: &ObjectDef, scope: Scope) {
+    if scope == Scope::All {
+        return;
+    }
+    if sees_pool(actor, object) {
+        sql.push(" AND (");
+        push_condition(sql, actor, scope);
+        sql.push(" OR \"owner_id\" IS NULL)");
+    } else {
+        push_scope(sql, actor, scope);
+    }
+}
+
+/// The bare condition of a scope other than `All`.
+fn push_condition(sql: &mut Sql, actor: &Actor, scope: Scope) {
     match scope {
-        Scope::All => {}
+        Scope::All => {
+            sql.push("1 = 1");
+        }
         Scope::Own => {
-            sql.push(" AND \"owner_id\" = ").bind(actor.id.as_str());
+            sql.push("\"owner_id\" = ").bind(actor.id.as_str());
         }
         Scope::Subordinates => {
             let mut ids = vec![Bind::Text(actor.id.clone())];
             if let Some(a) = &actor.access {
                 ids.extend(a.subordinate_ids.iter().map(|s| Bind::Text(s.clone())));
             }
-            sql.push(" AND \"owner_id\" IN (").bind_list(ids).push(")");
+            sql.push("\"owner_id\" IN (").bind_list(ids).push(")");
         }
         Scope::Department => match &actor.department_id {
             Some(d) => {
-                sql.push(" AND \"department_id\" = ").bind(d.as_str());
+                sql.push("\"department_id\" = ").bind(d.as_str());
             }
             None => {
-                sql.push(" AND 1 = 0");
+                sql.push("1 = 0");
             }
         },
         Scope::DepartmentTree => {
@@ -80,9 +113,9 @@ pub fn push_scope(sql: &mut Sql, actor: &Actor, scope: Scope) {
                 .map(|a| a.department_tree_ids.iter().map(|s| Bind::Text(s.clone())).collect())
                 .unwrap_or_default();
             if tree.is_empty() {
-                sql.push(" AND 1 = 0");
+                sql.push("1 = 0");
             } else {
-                sql.push(" AND \"department_id\" IN (").bind_list(tree).push(")");
+                sql.push("\"department_id\" IN (").bind_list(tree).push(")");
             }
         }
     }

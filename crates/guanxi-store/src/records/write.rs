@@ -22,7 +22,7 @@ use sqlx::any::AnyRow;
 
 use super::audit;
 use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
-use super::scope::{covers, forbidden, push_scope, require, view_of};
+use super::scope::{covers, forbidden, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search;
 use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
@@ -33,7 +33,7 @@ use crate::numbering;
 use crate::sql::{Bind, Sql};
 use guanxi_core::time_fmt::{now_utc, today_shanghai};
 
-fn not_found(object: &ObjectDef, id: &str) -> StoreError {
+pub(super) fn not_found(object: &ObjectDef, id: &str) -> StoreError {
     DomainError::NotFound {
         object: object.key.clone(),
         id: id.to_owned(),
@@ -48,7 +48,7 @@ pub(super) fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn version_of(record: &Record) -> i64 {
+pub(super) fn version_of(record: &Record) -> i64 {
     record.get("version").and_then(Json::as_i64).unwrap_or(0)
 }
 
@@ -60,14 +60,18 @@ fn text_of<'a>(values: &'a Values, record: Option<&'a Record>, key: &str) -> Opt
     }
 }
 
+/// Which rows a fetch may return: those in an actor's scope, and for a read scope (`true`)
+/// also the object's public pool when the actor may claim from it.
+pub(super) type Limit<'a> = Option<(&'a Actor, Scope, bool)>;
+
 /// Reads one row inside a transaction, locking it on PostgreSQL, limited to a scope when given.
-async fn fetch_row(
+pub(super) async fn fetch_row(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
     id: &str,
     deleted: bool,
-    limit: Option<(&Actor, Scope)>,
+    limit: Limit<'_>,
 ) -> StoreResult<Option<AnyRow>> {
     if uuid::Uuid::parse_str(id).is_err() {
         return Ok(None);
@@ -83,8 +87,10 @@ async fn fetch_row(
     } else {
         " AND \"deleted_at\" IS NULL"
     });
-    if let Some((actor, scope)) = limit {
-        push_scope(&mut sql, actor, scope);
+    match limit {
+        Some((actor, scope, true)) => push_read_scope(&mut sql, actor, object, scope),
+        Some((actor, scope, false)) => push_scope(&mut sql, actor, scope),
+        None => {}
     }
     if backend == Backend::Postgres {
         sql.push(" FOR UPDATE");
@@ -96,7 +102,7 @@ async fn fetch_row(
 /// read does not exist for it (404), even if the action's scope would cover it (an owner moved
 /// to another department no longer reaches the records left behind); a readable row outside the
 /// action's scope is forbidden (403).
-async fn locate(
+pub(super) async fn locate(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
@@ -109,12 +115,14 @@ async fn locate(
     let Some(read) = actor.scope(&object.key, "read") else {
         return Err(not_found(object, id));
     };
-    let Some(row) = fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, read))).await? else {
+    let Some(row) = fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, read, true))).await? else {
         return Err(not_found(object, id));
     };
-    if scope != read
+    // A pool record is readable beyond the read scope, so the action's own scope is checked
+    // even when it equals the read scope.
+    if (scope != read || (action != "read" && sees_pool(actor, object)))
         && scope != Scope::All
-        && fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, scope)))
+        && fetch_row(&mut *conn, backend, object, id, deleted, Some((actor, scope, false)))
             .await?
             .is_none()
     {
@@ -152,7 +160,7 @@ async fn reachable(
         .push(" WHERE \"id\" = ")
         .bind(id)
         .push(" AND \"deleted_at\" IS NULL");
-    push_scope(&mut sql, actor, scope);
+    push_read_scope(&mut sql, actor, target, scope);
     Ok(sql.query().fetch_optional(conn).await?.is_some())
 }
 
@@ -270,7 +278,9 @@ impl Engine {
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
         let view = view_of(&full, actor);
-        let values = self.prepare_create(actor, &snapshot, &full, &view, scope, input)?;
+        let values = self
+            .prepare_checked(actor, &snapshot, &full, &view, scope, input)
+            .await?;
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let record = self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await?;
         tx.commit().await?;
@@ -290,7 +300,9 @@ impl Engine {
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
         let view = view_of(&full, actor);
-        let values = self.prepare_create(actor, &snapshot, &full, &view, scope, input)?;
+        let values = self
+            .prepare_checked(actor, &snapshot, &full, &view, scope, input)
+            .await?;
         self.create_in(tx, actor, &snapshot, &full, &view, values).await
     }
 
@@ -312,7 +324,7 @@ impl Engine {
         let mut results: Vec<Option<StoreResult<Record>>> = Vec::with_capacity(inputs.len());
         let mut prepared: Vec<(usize, Values)> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
-            match self.prepare_create(actor, &snapshot, &full, &view, scope, input) {
+            match self.prepare_checked(actor, &snapshot, &full, &view, scope, input).await {
                 Ok(values) => {
                     prepared.push((i, values));
                     results.push(None);
@@ -362,6 +374,56 @@ impl Engine {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("batch row without an outcome").into())))
             .collect())
+    }
+
+    /// Runs the `check_input` hooks of an object and returns the field errors they found.
+    pub async fn check_input(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        input: &Map<String, Json>,
+        old: Option<&Record>,
+    ) -> StoreResult<FieldErrors> {
+        let object = self.object(object_key)?;
+        let mut errors = FieldErrors::default();
+        for h in self.hooks.for_object(&object.key) {
+            h.check_input(actor, &object, input, old, &mut errors).await?;
+        }
+        Ok(errors)
+    }
+
+    /// Field validation and the `check_input` hooks together: either error list alone would
+    /// hide the other's problems from the user.
+    fn merge_checks(validated: Result<Values, FieldErrors>, mut extra: FieldErrors) -> StoreResult<Values> {
+        match validated {
+            Ok(values) => {
+                extra.into_result()?;
+                Ok(values)
+            }
+            Err(mut errors) => {
+                errors.merge(std::mem::take(&mut extra));
+                Err(DomainError::Validation(errors).into())
+            }
+        }
+    }
+
+    /// [`Engine::prepare_create`] plus the `check_input` hooks, with all field errors merged.
+    async fn prepare_checked(
+        &self,
+        actor: &Actor,
+        snapshot: &Snapshot,
+        full: &ObjectDef,
+        view: &ObjectDef,
+        scope: Scope,
+        input: &Map<String, Json>,
+    ) -> StoreResult<Values> {
+        let prepared = self.prepare_create(actor, snapshot, full, view, scope, input);
+        let extra = self.check_input(actor, &full.key, input, None).await?;
+        match prepared {
+            Ok(values) => Self::merge_checks(Ok(values), extra),
+            Err(StoreError::Domain(DomainError::Validation(errors))) => Self::merge_checks(Err(errors), extra),
+            Err(e) => Err(e),
+        }
     }
 
     /// Validation and defaults of a create, before any database work.
@@ -496,9 +558,17 @@ impl Engine {
         let snapshot = self.catalog.snapshot();
         let full = snapshot.object(object_key)?;
         let view = view_of(&full, actor);
-        let changes = validate_input(&view, input, Mode::Update, &*snapshot).map_err(DomainError::Validation)?;
+        let validated = validate_input(&view, input, Mode::Update, &*snapshot);
+        if let Err(errors) = &validated
+            && self.hooks.for_object(&full.key).is_empty()
+        {
+            return Err(DomainError::Validation(errors.clone()).into());
+        }
         let mut tx: AnyTx = self.db.writer().begin().await?;
         let (row, scope) = locate(&mut tx, self.db.backend(), &full, actor, id, "update", false).await?;
+        let old = decode_row(&full, &row, false)?;
+        let extra = self.check_input(actor, &full.key, input, Some(&old)).await?;
+        let changes = Self::merge_checks(validated, extra)?;
         let record = self
             .update_locked(
                 &mut tx,
@@ -848,6 +918,12 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
+            let old = decode_row(&full, &located.0, false)?;
+            let extra = self.check_input(actor, &full.key, input, Some(&old)).await?;
+            if !extra.is_empty() {
+                errors.merge_prefixed(id, extra);
+                continue;
+            }
             let result = self
                 .update_locked(
                     &mut tx,
@@ -1034,7 +1110,7 @@ impl Engine {
 }
 
 /// Keeps only the fields of the actor's view.
-fn visible(view: &ObjectDef, mut record: Record) -> Record {
+pub(super) fn visible(view: &ObjectDef, mut record: Record) -> Record {
     record.retain(|k, _| view.field(k).is_some());
     record
 }

@@ -302,7 +302,10 @@ async fn demo_data_gives_every_role_a_user_and_scoped_customers() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let filter = format!(r#"{{"field":"department_id","op":"eq","value":"{dept}"}}"#);
+    // Its department's customers, plus the public pool (公海) it may claim from.
+    let filter = format!(
+        r#"{{"or":[{{"field":"department_id","op":"eq","value":"{dept}"}},{{"field":"owner_id","op":"is_empty","value":true}}]}}"#
+    );
     let expected = admin
         .get(&format!(
             "/api/v1/records/customer?total=exact&filter={}",
@@ -312,8 +315,14 @@ async fn demo_data_gives_every_role_a_user_and_scoped_customers() {
     let seen = sales.get("/api/v1/records/customer?total=exact").await;
     assert_eq!(
         seen.body["meta"]["total"], expected.body["meta"]["total"],
-        "a salesperson sees its department"
+        "a salesperson sees its department and the pool"
     );
+    let pool = sales.get("/api/v1/customers/pool?total=exact").await;
+    assert_eq!(
+        pool.body["meta"]["total"], 1,
+        "every tenth demo customer is in the pool"
+    );
+
     server.terminate();
 }
 

@@ -9,6 +9,7 @@
 
 mod access;
 mod cli;
+mod customer_pool;
 mod customers;
 mod engine;
 mod errors;
@@ -17,4 +18,5 @@ mod identity;
 mod lists;
 mod operations;
 mod records;
+mod regions;
 mod transfer;

@@ -170,6 +170,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("export_max_rows", "integer"),
     ("sla_default_hours", "integer"),
     ("announcement", "text"),
+    (crate::modules::pool::MAX_OWNED_SETTING, "integer"),
+    (crate::modules::pool::RECLAIM_DAYS_SETTING, "integer"),
 ];
 
 #[utoipa::path(get, path = "/api/v1/admin/settings", tag = "admin", operation_id = "get_settings", summary = "System parameters (needs system.manage)", responses((status = 200, description = "System parameters (needs system.manage)"), (status = 403, body = crate::error::ErrorEnvelope)))]
@@ -221,7 +223,11 @@ pub async fn update_settings(
                     guanxi_core::FieldError::new("invalid_type", "应为文本", "must be text"),
                 );
             }
-            _ => {}
+            _ => {
+                if let Err(guanxi_core::DomainError::Validation(e)) = crate::modules::pool::check_setting(k, v) {
+                    errors.merge(e);
+                }
+            }
         }
     }
     errors.into_result()?;

@@ -1094,12 +1094,37 @@ impl Plan {
             self.find_existing(&mut works, &match_on, &snapshot).await?;
         }
         let (columns, object) = (self.columns.clone(), self.object.clone());
-        let works = tokio::task::spawn_blocking(move || {
+        let mut works = tokio::task::spawn_blocking(move || {
             validate_rows(&columns, &object, &snapshot, &mut works);
             works
         })
         .await?;
+        self.check_rows(&mut works).await?;
         Ok(works)
+    }
+
+    /// The engine's `check_input` hooks (reference data such as regions) on every row, so the
+    /// dry run reports what the commit would refuse, next to the row's other errors.
+    async fn check_rows(&self, works: &mut [Work]) -> anyhow::Result<()> {
+        for w in works.iter_mut().filter(|w| !w.skip) {
+            let extra = self
+                .engine
+                .check_input(&self.actor, &self.object.key, &w.input, w.existing.as_ref())
+                .await?;
+            if extra.is_empty() {
+                continue;
+            }
+            let already: HashSet<Option<String>> = w.errors.iter().map(|e| e.field.clone()).collect();
+            let errs = errors_of(
+                &self.columns,
+                w.row,
+                &w.input,
+                StoreError::Domain(DomainError::Validation(extra)),
+            );
+            w.errors
+                .extend(errs.into_iter().filter(|e| !already.contains(&e.field)));
+        }
+        Ok(())
     }
 
     /// Looks up relations given by name or number against the target's title and unique
@@ -1348,6 +1373,7 @@ fn errors_of(
             .collect(),
         StoreError::Domain(DomainError::Forbidden(l)) => vec![plain_error(row, "forbidden", &l)],
         StoreError::Domain(DomainError::Conflict(l)) => vec![plain_error(row, "conflict", &l)],
+        StoreError::Domain(DomainError::Refused { code, message }) => vec![plain_error(row, code, &message)],
         StoreError::Domain(DomainError::VersionConflict { .. }) => vec![plain_error(
             row,
             "version_conflict",
