@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod dedup;
 pub mod error;
 pub mod filter;
 pub mod i18n;

@@ -1,6 +1,9 @@
 //! Business modules as vertical slices. A module contributes hooks for its objects (and, as the
 //! product grows, workflow routes and job handlers); the generic engine does the rest.
 
+pub mod customer_duplicates;
+pub mod customer_merge;
+pub mod customer_stats;
 pub mod customers;
 pub mod identity;
 pub mod organisation;
@@ -18,6 +21,7 @@ pub fn hooks(
 ) -> HookRegistry {
     let mut registry = HookRegistry::default();
     registry.register("lead", Arc::new(customers::LeadHooks { engine: engine.clone() }));
+    registry.register("customer", Arc::new(customer_duplicates::DuplicateKeyHooks));
     registry.register(
         "department",
         Arc::new(organisation::DepartmentHooks {

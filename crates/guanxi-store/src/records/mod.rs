@@ -5,8 +5,10 @@
 mod audit;
 mod codec;
 mod list;
+mod merge;
 pub mod scope;
 mod search;
+mod stats;
 mod write;
 
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use guanxi_core::{Actor, ObjectDef};
 pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
 pub use codec::Record;
 pub use list::{DEFAULT_TOTAL_CAP, ListQuery, Page, TotalMode};
+pub use merge::{MAX_MERGE_SOURCES, MergeEntry, MergeOutcome, MergeRequest, MergeSource, UndoConflict, UndoRefusal};
+pub use stats::{GroupCount, Interval, MAX_GROUPS, groupable};
 
 use crate::catalog::Catalog;
 use crate::db::Db;

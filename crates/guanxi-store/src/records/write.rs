@@ -33,7 +33,7 @@ use crate::numbering;
 use crate::sql::{Bind, Sql};
 use guanxi_core::time_fmt::{now_utc, today_shanghai};
 
-fn not_found(object: &ObjectDef, id: &str) -> StoreError {
+pub(super) fn not_found(object: &ObjectDef, id: &str) -> StoreError {
     DomainError::NotFound {
         object: object.key.clone(),
         id: id.to_owned(),
@@ -41,14 +41,14 @@ fn not_found(object: &ObjectDef, id: &str) -> StoreError {
     .into()
 }
 
-fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
+pub(super) fn title_of(object: &ObjectDef, record: &Record) -> Option<String> {
     record
         .get(&object.title_field)
         .and_then(Json::as_str)
         .map(str::to_owned)
 }
 
-fn version_of(record: &Record) -> i64 {
+pub(super) fn version_of(record: &Record) -> i64 {
     record.get("version").and_then(Json::as_i64).unwrap_or(0)
 }
 
@@ -61,7 +61,7 @@ fn text_of<'a>(values: &'a Values, record: Option<&'a Record>, key: &str) -> Opt
 }
 
 /// Reads one row inside a transaction, locking it on PostgreSQL, limited to a scope when given.
-async fn fetch_row(
+pub(super) async fn fetch_row(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
@@ -96,7 +96,7 @@ async fn fetch_row(
 /// read does not exist for it (404), even if the action's scope would cover it (an owner moved
 /// to another department no longer reaches the records left behind); a readable row outside the
 /// action's scope is forbidden (403).
-async fn locate(
+pub(super) async fn locate(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
@@ -222,7 +222,7 @@ async fn check_references(
     Ok(errors.into_result()?)
 }
 
-fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
+pub(super) fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
     FieldError::new(
         "duplicate",
         format!("{}“{value}”已被其他记录使用", field.label.zh),
@@ -491,7 +491,7 @@ impl Engine {
         clippy::too_many_arguments,
         reason = "internal step shared by update and bulk update"
     )]
-    async fn update_locked(
+    pub(super) async fn update_locked(
         &self,
         tx: &mut AnyTx,
         snapshot: &Snapshot,
@@ -620,7 +620,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn delete_locked(
+    pub(super) async fn delete_locked(
         &self,
         tx: &mut AnyTx,
         object: &ObjectDef,
@@ -724,9 +724,12 @@ impl Engine {
             .push(" SET \"deleted_at\" = NULL, \"deleted_by\" = NULL, \"version\" = \"version\" + 1, \"updated_at\" = ")
             .bind(now.as_str())
             .push(", \"updated_by\" = ")
-            .bind(actor.id.as_str())
-            .push(" WHERE \"id\" = ")
-            .bind(id);
+            .bind(actor.id.as_str());
+        if full.field("merged_into_id").is_some() {
+            // A merged record restored by hand is no longer "merged into" anything.
+            sql.push(", \"merged_into_id\" = NULL");
+        }
+        sql.push(" WHERE \"id\" = ").bind(id);
         sql.query().execute(&mut *tx).await?;
         let row = fetch_row(&mut tx, backend, &full, id, false, None)
             .await?
@@ -1005,7 +1008,7 @@ impl Engine {
 }
 
 /// Keeps only the fields of the actor's view.
-fn visible(view: &ObjectDef, mut record: Record) -> Record {
+pub(super) fn visible(view: &ObjectDef, mut record: Record) -> Record {
     record.retain(|k, _| view.field(k).is_some());
     record
 }

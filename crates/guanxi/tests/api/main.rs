@@ -10,6 +10,7 @@
 mod access;
 mod cli;
 mod customers;
+mod duplicates;
 mod engine;
 mod errors;
 mod helpers;
@@ -17,4 +18,5 @@ mod identity;
 mod lists;
 mod operations;
 mod records;
+mod stats;
 mod transfer;
