@@ -38,16 +38,21 @@ pub fn keys_changed(old: &Record, new: &Record) -> bool {
     KeyKind::ALL.iter().any(|k| old.get(k.field()) != new.get(k.field()))
 }
 
-/// Replaces the keys of one customer, on the caller's connection (inside its transaction).
+/// Writes the keys of one customer on the caller's connection (inside its transaction),
+/// replacing its old ones unless `new_record` (a create has none, and an import of a million
+/// customers saves a statement per row).
 pub async fn write_keys(
     conn: &mut AnyConnection,
     backend: Backend,
     customer_id: &str,
     record: &Record,
+    new_record: bool,
 ) -> StoreResult<()> {
-    let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id = ");
-    del.bind(customer_id);
-    del.query().execute(&mut *conn).await?;
+    if !new_record {
+        let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id = ");
+        del.bind(customer_id);
+        del.query().execute(&mut *conn).await?;
+    }
     let keys = record_keys(record);
     if keys.is_empty() {
         return Ok(());
@@ -280,7 +285,7 @@ impl Engine {
                     r.insert(f.to_owned(), v.map_or(Json::Null, Json::String));
                 }
                 let id = r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-                write_keys(&mut tx, backend, &id, &r).await?;
+                write_keys(&mut tx, backend, &id, &r, false).await?;
             }
             tx.commit().await?;
             count += rows.len();

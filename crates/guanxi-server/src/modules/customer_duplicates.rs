@@ -42,12 +42,12 @@ fn id_of(record: &Record) -> &str {
 #[async_trait]
 impl RecordHooks for DuplicateKeyHooks {
     async fn after_create(&self, ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
-        write_keys(ctx.tx, ctx.backend, id_of(record), record).await
+        write_keys(ctx.tx, ctx.backend, id_of(record), record, true).await
     }
 
     async fn after_update(&self, ctx: &mut HookCtx<'_>, old: &Record, new: &Record) -> StoreResult<()> {
         if duplicates::keys_changed(old, new) {
-            write_keys(ctx.tx, ctx.backend, id_of(new), new).await?;
+            write_keys(ctx.tx, ctx.backend, id_of(new), new, false).await?;
         }
         Ok(())
     }

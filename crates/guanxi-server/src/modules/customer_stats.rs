@@ -149,9 +149,9 @@ pub async fn customer_stats(
         .await?;
     let snapshot = state.engine.catalog().snapshot();
     let ids: Vec<String> = counts.iter().filter_map(|g| g.value.clone()).collect();
-    let names = match field_key {
-        &"owner_id" => names_of(&state, "users", "display_name", &ids).await?,
-        &"department_id" => names_of(&state, "departments", "name", &ids).await?,
+    let names = match *field_key {
+        "owner_id" => names_of(&state, "users", "display_name", &ids).await?,
+        "department_id" => names_of(&state, "departments", "name", &ids).await?,
         _ => BTreeMap::new(),
     };
     let label_of = |g: &GroupCount| -> String {

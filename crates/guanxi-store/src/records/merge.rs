@@ -173,7 +173,7 @@ fn check_request(view: &ObjectDef, req: &MergeRequest) -> Result<(), DomainError
             ),
         );
     }
-    if req.source_ids.iter().any(|s| *s == req.target_id) {
+    if req.source_ids.contains(&req.target_id) {
         errors.add(
             "source_ids",
             field_error(

@@ -1,6 +1,7 @@
 //! The record engine: create, read, update, soft delete, restore, purge, bulk changes, state
-//! transitions and lists for every object described by metadata. Each change runs in one
-//! transaction together with its audit entry, its hooks and any jobs they queue.
+//! transitions, merges (with undo), lists and grouped counts for every object described by
+//! metadata. Each change runs in one transaction together with its audit entry, its hooks and
+//! any jobs they queue.
 
 mod audit;
 mod codec;

@@ -1060,6 +1060,8 @@ struct Plan {
     dup_check: bool,
     /// Customers: the skip/update policy matches existing records by duplicate keys.
     dup_match: bool,
+    /// Customers: report duplicates (the dry run; a commit only needs them to match).
+    dup_report: bool,
     /// Hashes of the duplicate keys seen so far in this file → the first row that had each (a
     /// hash, not the key, keeps a million-row file's memory small).
     seen_keys: HashMap<u64, u32>,
@@ -1124,7 +1126,7 @@ impl Plan {
         if let Some(match_on) = self.match_on.clone() {
             self.find_existing(&mut works, &match_on, &snapshot).await?;
         }
-        if self.dup_check {
+        if self.dup_check && (self.dup_report || self.dup_match) {
             self.check_duplicates(&mut works).await?;
         }
         let (columns, object) = (self.columns.clone(), self.object.clone());
@@ -1825,6 +1827,7 @@ async fn plan_for(engine: &Engine, actor: Actor, batch: &Batch) -> anyhow::Resul
         seen: HashSet::new(),
         dup_check,
         dup_match,
+        dup_report: false,
         seen_keys: HashMap::new(),
         lookups: HashMap::new(),
     })
@@ -1876,6 +1879,7 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
     let db = ctx.db();
     let actor = job_actor(db, &batch.created_by).await?;
     let mut plan = plan_for(engine, actor, &batch).await?;
+    plan.dup_report = true;
     store::delete_errors(db, &batch.id, "dry_run").await?;
     store::delete_errors(db, &batch.id, "duplicates").await?;
     let total = count_rows(&batch).await?;
