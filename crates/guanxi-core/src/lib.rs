@@ -5,6 +5,7 @@
 pub mod access;
 pub mod actor;
 pub mod classification;
+pub mod dedup;
 pub mod error;
 pub mod filter;
 pub mod i18n;

@@ -271,6 +271,9 @@ pub fn customer() -> ObjectDef {
             ),
             FieldDef::new("extra", "扩展信息", "Extra data", FieldType::Json),
             FieldDef::new("remark", "备注", "Remark", FieldType::LongText { max_len: 4000 }),
+            // Set when the customer was merged into another one (it then sits in the recycle
+            // bin); cleared when the merge is undone.
+            FieldDef::new("merged_into_id", "已合并到", "Merged into", relation("customer")).read_only(),
         ],
     )
     .title("name")

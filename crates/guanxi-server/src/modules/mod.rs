@@ -2,6 +2,9 @@
 //! product grows, workflow routes and job handlers); the generic engine does the rest.
 
 pub mod classification;
+pub mod customer_duplicates;
+pub mod customer_merge;
+pub mod customer_stats;
 pub mod customers;
 pub mod identity;
 pub mod organisation;
@@ -32,6 +35,7 @@ pub fn hooks(
         );
     }
     registry.register("follow_up", Arc::new(pool::FollowUpHooks));
+    registry.register("customer", Arc::new(customer_duplicates::DuplicateKeyHooks));
     registry.register(
         "department",
         Arc::new(organisation::DepartmentHooks {

@@ -215,17 +215,31 @@ pub async fn list_recycle_bin(
     Ok(page_response(state.engine.list(&actor, &object, &query).await?))
 }
 
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CreateParams {
+    /// Customers only: save even though the name, phone or email matches an existing customer
+    /// (without it such a create gets 409 `duplicate_suspected` listing the matches).
+    confirm_duplicates: Option<bool>,
+}
+
 /// Create a record.
 #[utoipa::path(post, path = "/api/v1/records/{object}", tag = "records", operation_id = "create_record",
-    params(("object" = String, Path)), request_body(content = Object, description = "Field values by key"),
+    params(("object" = String, Path), CreateParams), request_body(content = Object, description = "Field values by key"),
     responses((status = 201, description = "The created record"), (status = 400, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope, description = "duplicate_suspected (customers)"),
+        (status = 413, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn create_record(
     State(state): State<AppState>,
     CurrentActor(actor): CurrentActor,
     Path(object): Path<String>,
+    ApiQuery(params): ApiQuery<CreateParams>,
     ApiJson(body): ApiJson<Map<String, Json>>,
 ) -> ApiResult<impl IntoResponse> {
+    if object == guanxi_store::duplicates::OBJECT && params.confirm_duplicates != Some(true) {
+        crate::modules::customer_duplicates::refuse_suspected(&state, &actor, &body).await?;
+    }
     let record = state.engine.create(&actor, &object, &body).await?;
     Ok((StatusCode::CREATED, data(record)))
 }

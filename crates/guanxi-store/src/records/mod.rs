@@ -1,16 +1,19 @@
 //! The record engine: create, read, update, soft delete, restore, purge, bulk changes, state
-//! transitions and lists for every object described by metadata. Each change runs in one
-//! transaction together with its audit entry, its hooks and any jobs they queue.
+//! transitions, merges (with undo), lists and grouped counts for every object described by
+//! metadata. Each change runs in one transaction together with its audit entry, its hooks and
+//! any jobs they queue.
 
 mod audit;
 mod batch;
 mod codec;
 mod list;
+mod merge;
 pub mod pool;
 pub mod scope;
 mod search;
-mod totals;
+mod stats;
 mod system;
+mod totals;
 mod write;
 
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use guanxi_core::{Actor, ObjectDef};
 pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
 pub use codec::Record;
 pub use list::{DEFAULT_TOTAL_CAP, ListQuery, Page, TotalMode};
+pub use merge::{MAX_MERGE_SOURCES, MergeEntry, MergeOutcome, MergeRequest, MergeSource, UndoConflict, UndoRefusal};
+pub use stats::{GroupCount, Interval, MAX_GROUPS, groupable};
 
 use crate::catalog::Catalog;
 use crate::db::Db;

@@ -230,7 +230,7 @@ async fn check_references(
     Ok(errors.into_result()?)
 }
 
-fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
+pub(super) fn duplicate_error(field: &FieldDef, value: &str) -> FieldError {
     FieldError::new(
         "duplicate",
         format!("{}“{value}”已被其他记录使用", field.label.zh),
@@ -590,7 +590,7 @@ impl Engine {
         clippy::too_many_arguments,
         reason = "internal step shared by update and bulk update"
     )]
-    async fn update_locked(
+    pub(super) async fn update_locked(
         &self,
         tx: &mut AnyTx,
         snapshot: &Snapshot,
@@ -719,7 +719,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn delete_locked(
+    pub(super) async fn delete_locked(
         &self,
         tx: &mut AnyTx,
         object: &ObjectDef,
@@ -823,9 +823,12 @@ impl Engine {
             .push(" SET \"deleted_at\" = NULL, \"deleted_by\" = NULL, \"version\" = \"version\" + 1, \"updated_at\" = ")
             .bind(now.as_str())
             .push(", \"updated_by\" = ")
-            .bind(actor.id.as_str())
-            .push(" WHERE \"id\" = ")
-            .bind(id);
+            .bind(actor.id.as_str());
+        if full.field("merged_into_id").is_some() {
+            // A merged record restored by hand is no longer "merged into" anything.
+            sql.push(", \"merged_into_id\" = NULL");
+        }
+        sql.push(" WHERE \"id\" = ").bind(id);
         sql.query().execute(&mut *tx).await?;
         let row = fetch_row(&mut tx, backend, &full, id, false, None)
             .await?

@@ -7,14 +7,25 @@
 //! a savepoint per row), so every row is written whole or not at all and is reported with its
 //! row number, column and reason when it fails; the records a batch created or changed are
 //! linked to it for undo. A commit resumes where it stopped if its job is retried.
+//!
+//! Customers (issue 5 §5) are also checked for duplicates by their normalised keys
+//! (`guanxi_core::dedup`): the dry run reports every row that shares the credit code, name,
+//! phone or email of an existing customer or of an earlier row of the file (phase
+//! `duplicates`: row, column, reason), and the skip and update policies match existing
+//! customers by those keys (`match_on: "duplicate_keys"`, the default for customers), credit
+//! code first, then name, phone, email. The lookups are batched per chunk against the indexed
+//! key table.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use guanxi_core::dedup::{KeyKind, keys_of};
 use guanxi_core::filter::parse_filter;
 use guanxi_core::value::{Mode, coerce, validate_input};
 use guanxi_core::{Actor, DomainError, FieldDef, FieldError, Label, Lang, ObjectDef};
@@ -43,6 +54,10 @@ pub const CHUNK: usize = 1000;
 pub const COMMIT_CHUNK: usize = 250;
 /// Largest accepted import file.
 pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
+/// `match_on` value that matches existing customers by their duplicate keys.
+pub const DUPLICATE_KEYS: &str = "duplicate_keys";
+/// The object whose imports are checked for duplicates.
+const DEDUP_OBJECT: &str = guanxi_store::duplicates::OBJECT;
 
 /// What happens to a row whose match key finds an existing record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
@@ -64,7 +79,8 @@ pub struct ImportOptions {
     #[serde(default)]
     pub duplicate_policy: Option<DuplicatePolicy>,
     /// Field that identifies an existing record (default: `id` if mapped, else a mapped unique
-    /// field, else the object's title field).
+    /// field, else the object's title field). For customers, `duplicate_keys` (the default when
+    /// `id` is not mapped) matches by normalised credit code, then name, phone, email.
     #[serde(default)]
     pub match_on: Option<String>,
 }
@@ -657,6 +673,7 @@ fn check_ready(batch: &Batch, def: &ObjectDef, opts: &ImportOptions) -> ApiResul
     }
     let match_on = match (&opts.match_on, policy) {
         (_, DuplicatePolicy::Create) => None,
+        (Some(m), _) if m == DUPLICATE_KEYS && def.key == DEDUP_OBJECT => Some(m.clone()),
         (Some(m), _) => {
             let Some(f) = def.field(m).filter(|f| matchable(f)) else {
                 return Err(invalid_body(
@@ -693,6 +710,9 @@ fn options_from(body: &[u8]) -> ApiResult<ImportOptions> {
 fn default_match(def: &ObjectDef, mapped: &HashSet<&str>) -> Option<String> {
     if mapped.contains("id") {
         return Some("id".into());
+    }
+    if def.key == DEDUP_OBJECT && KeyKind::ALL.iter().any(|k| mapped.contains(k.field())) {
+        return Some(DUPLICATE_KEYS.into());
     }
     if let Some(f) = def
         .fields
@@ -835,7 +855,8 @@ pub async fn undo(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ErrorParams {
-    /// `dry_run` or `commit` (default: the latest phase that ran).
+    /// `dry_run` or `commit` (default: the latest phase that ran), or `duplicates`: the rows
+    /// of a customer dry run that duplicate an existing customer or an earlier row.
     phase: Option<String>,
     /// Continue after this row number.
     after_row: Option<i64>,
@@ -858,9 +879,10 @@ fn phase_of(batch: &Batch, asked: Option<&str>) -> ApiResult<&'static str> {
     match asked {
         Some("dry_run") => Ok("dry_run"),
         Some("commit") => Ok("commit"),
+        Some("duplicates") => Ok("duplicates"),
         Some(other) => Err(bad_param(
-            format!("phase 只能是 dry_run 或 commit，而不是“{other}”"),
-            format!("phase must be dry_run or commit, not '{other}'"),
+            format!("phase 只能是 dry_run、commit 或 duplicates，而不是“{other}”"),
+            format!("phase must be dry_run, commit or duplicates, not '{other}'"),
         )),
         None if batch.next_row > 0
             || matches!(batch.status.as_str(), "importing" | "imported" | "undoing" | "undone") =>
@@ -1034,6 +1056,15 @@ struct Plan {
     match_on: Option<FieldDef>,
     /// Match keys seen so far in this file (for duplicates within the file).
     seen: HashSet<String>,
+    /// Customers: check rows against the duplicate keys.
+    dup_check: bool,
+    /// Customers: the skip/update policy matches existing records by duplicate keys.
+    dup_match: bool,
+    /// Customers: report duplicates (the dry run; a commit only needs them to match).
+    dup_report: bool,
+    /// Hashes of the duplicate keys seen so far in this file → the first row that had each (a
+    /// hash, not the key, keeps a million-row file's memory small).
+    seen_keys: HashMap<u64, u32>,
     /// Resolved relation texts: (object, text) → ids.
     lookups: HashMap<(String, String), Vec<String>>,
 }
@@ -1046,6 +1077,8 @@ struct Work {
     key: Option<String>,
     existing: Option<Record>,
     skip: bool,
+    /// Customers: why the row looks like a duplicate (reported by the dry run, not errors).
+    duplicates: Vec<RowError>,
 }
 
 fn row_error(row: i64, column: Option<&str>, field: Option<&str>, e: &FieldError, value: Option<String>) -> RowError {
@@ -1092,6 +1125,9 @@ impl Plan {
         self.resolve(&mut works, pending).await?;
         if let Some(match_on) = self.match_on.clone() {
             self.find_existing(&mut works, &match_on, &snapshot).await?;
+        }
+        if self.dup_check && (self.dup_report || self.dup_match) {
+            self.check_duplicates(&mut works).await?;
         }
         let (columns, object) = (self.columns.clone(), self.object.clone());
         let mut works = tokio::task::spawn_blocking(move || {
@@ -1342,6 +1378,176 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Customers: finds the rows that share a duplicate key with an existing customer or an
+    /// earlier row of the file, records why (for the dry run's report) and, when the policy
+    /// matches by duplicate keys, decides per row: the most reliable key that matches (credit
+    /// code, name, phone, email) skips the row, or picks the one customer to update. One batched
+    /// lookup per chunk. Rows already matched (by `id` or a field) or already failed are left
+    /// alone.
+    async fn check_duplicates(&mut self, works: &mut [Work]) -> anyhow::Result<()> {
+        let row_keys: Vec<Vec<(KeyKind, String)>> = works
+            .iter()
+            .map(|w| {
+                if w.errors.is_empty() && w.existing.is_none() && !w.skip {
+                    keys_of(|f| w.input.get(f).and_then(Json::as_str))
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let mut all: Vec<(KeyKind, String)> = row_keys.iter().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        let hits = if all.is_empty() {
+            Vec::new()
+        } else {
+            self.engine.duplicate_key_hits(&all, &[]).await?
+        };
+        let mut by_key: HashMap<(KeyKind, &str), Vec<&str>> = HashMap::new();
+        for h in &hits {
+            by_key
+                .entry((h.kind, h.norm.as_str()))
+                .or_default()
+                .push(h.customer_id.as_str());
+        }
+        let mut ids: Vec<String> = hits.iter().map(|h| h.customer_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let readable = self.engine.readable_ids(&self.actor, DEDUP_OBJECT, &ids).await?;
+        let readable: Vec<String> = readable.into_iter().collect();
+        let records = self.engine.records_by_id(&self.actor, DEDUP_OBJECT, &readable).await?;
+        let by_id: HashMap<&str, &Record> = records
+            .iter()
+            .filter_map(|r| r.get("id").and_then(Json::as_str).map(|id| (id, r)))
+            .collect();
+        for (w, keys) in works.iter_mut().zip(row_keys) {
+            let mut decided = false;
+            for (kind, norm) in &keys {
+                let field = kind.field();
+                let column = self.column_of(field).map(str::to_owned);
+                let value = w.input.get(field).and_then(Json::as_str).map(str::to_owned);
+                let label = self
+                    .object
+                    .field(field)
+                    .map_or_else(|| Label::new(field, field), |f| f.label.clone());
+                let matched = by_key.get(&(*kind, norm.as_str())).cloned().unwrap_or_default();
+                if !matched.is_empty() {
+                    let visible: Vec<&Record> = matched.iter().filter_map(|id| by_id.get(id).copied()).collect();
+                    let hidden = matched.len() - visible.len();
+                    let named: Vec<String> = visible
+                        .iter()
+                        .take(3)
+                        .map(|r| {
+                            let text = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or_default().to_owned();
+                            format!("{} {}", text("number"), text("name"))
+                        })
+                        .collect();
+                    let (zh, en) = if named.is_empty() {
+                        (
+                            format!("“{}”与{hidden}个您无权查看的已有客户相同", label.zh),
+                            format!("{} matches {hidden} existing customer(s) you may not see", label.en),
+                        )
+                    } else {
+                        let more = visible.len() - named.len();
+                        let mut zh = format!("“{}”与已有客户相同：{}", label.zh, named.join("、"));
+                        let mut en = format!("{} matches existing customer(s): {}", label.en, named.join(", "));
+                        if more > 0 {
+                            zh.push_str(&format!(" 等{}个", visible.len()));
+                            en.push_str(&format!(" and {more} more"));
+                        }
+                        if hidden > 0 {
+                            zh.push_str(&format!("；另有{hidden}个您无权查看的客户"));
+                            en.push_str(&format!("; and {hidden} you may not see"));
+                        }
+                        (zh, en)
+                    };
+                    w.duplicates.push(row_error(
+                        w.row,
+                        column.as_deref(),
+                        Some(field),
+                        &FieldError::new("duplicate_existing", zh, en),
+                        value.clone(),
+                    ));
+                    if self.dup_match && !decided {
+                        decided = true;
+                        match (self.policy, visible.as_slice()) {
+                            (DuplicatePolicy::Skip, _) => w.skip = true,
+                            (DuplicatePolicy::Update, [one]) => w.existing = Some((*one).clone()),
+                            (DuplicatePolicy::Update, []) => w.errors.push(row_error(
+                                w.row,
+                                column.as_deref(),
+                                Some(field),
+                                &FieldError::new(
+                                    "duplicate_not_visible",
+                                    format!("“{}”与您无权查看的客户相同，无法更新，也不会重复创建", label.zh),
+                                    format!(
+                                        "{} matches a customer you may not see; it can neither be updated nor created again",
+                                        label.en
+                                    ),
+                                ),
+                                value.clone(),
+                            )),
+                            (DuplicatePolicy::Update, _) => w.errors.push(row_error(
+                                w.row,
+                                column.as_deref(),
+                                Some(field),
+                                &FieldError::new(
+                                    "ambiguous_match",
+                                    format!("有多个客户的“{}”与本行相同，无法确定要更新哪一个", label.zh),
+                                    format!(
+                                        "several customers match this row's {}; cannot tell which to update",
+                                        label.en
+                                    ),
+                                ),
+                                value.clone(),
+                            )),
+                            (DuplicatePolicy::Create, _) => {}
+                        }
+                    }
+                }
+                let mut hasher = DefaultHasher::new();
+                kind.as_str().hash(&mut hasher);
+                norm.hash(&mut hasher);
+                let row = u32::try_from(w.row).unwrap_or(u32::MAX);
+                match self.seen_keys.entry(hasher.finish()) {
+                    Entry::Vacant(e) => {
+                        e.insert(row);
+                    }
+                    Entry::Occupied(e) => {
+                        let first = *e.get();
+                        let error = FieldError::new(
+                            "duplicate_in_file",
+                            format!("“{}”与文件第{first}行相同", label.zh),
+                            format!("{} is the same as in row {first} of the file", label.en),
+                        );
+                        w.duplicates
+                            .push(row_error(w.row, column.as_deref(), Some(field), &error, value.clone()));
+                        if self.dup_match && !decided {
+                            decided = true;
+                            match self.policy {
+                                DuplicatePolicy::Skip => w.skip = true,
+                                DuplicatePolicy::Update => {
+                                    w.existing = None;
+                                    w.errors.push(row_error(
+                                        w.row,
+                                        column.as_deref(),
+                                        Some(field),
+                                        &error,
+                                        value.clone(),
+                                    ));
+                                }
+                                DuplicatePolicy::Create => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn column_in<'a>(columns: &'a [(String, Option<FieldDef>)], field: &str) -> Option<&'a str> {
     columns
         .iter()
@@ -1432,6 +1638,7 @@ fn convert_rows(
             key: None,
             existing: None,
             skip: false,
+            duplicates: Vec::new(),
         };
         for (i, (column, field)) in columns.iter().enumerate() {
             let Some(field) = field else { continue };
@@ -1634,6 +1841,8 @@ async fn plan_for(engine: &Engine, actor: Actor, batch: &Batch) -> anyhow::Resul
         .as_str()
         .and_then(|k| object.field(k).cloned())
         .filter(|_| policy != DuplicatePolicy::Create);
+    let dup_check = object.key == DEDUP_OBJECT;
+    let dup_match = dup_check && policy != DuplicatePolicy::Create && batch.options["match_on"] == DUPLICATE_KEYS;
     Ok(Plan {
         engine: engine.clone(),
         actor,
@@ -1642,11 +1851,16 @@ async fn plan_for(engine: &Engine, actor: Actor, batch: &Batch) -> anyhow::Resul
         policy,
         match_on,
         seen: HashSet::new(),
+        dup_check,
+        dup_match,
+        dup_report: false,
+        seen_keys: HashMap::new(),
         lookups: HashMap::new(),
     })
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, Clone)]
+#[serde(default)]
 struct Counts {
     total: i64,
     processed: i64,
@@ -1656,6 +1870,8 @@ struct Counts {
     skipped: i64,
     failed_rows: i64,
     errors: i64,
+    /// Customers: rows that duplicate an existing customer or an earlier row (dry run).
+    duplicate_rows: i64,
 }
 
 impl Counts {
@@ -1689,7 +1905,9 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
     let db = ctx.db();
     let actor = job_actor(db, &batch.created_by).await?;
     let mut plan = plan_for(engine, actor, &batch).await?;
+    plan.dup_report = true;
     store::delete_errors(db, &batch.id, "dry_run").await?;
+    store::delete_errors(db, &batch.id, "duplicates").await?;
     let total = count_rows(&batch).await?;
     super::progress(ctx, 0, Some(total)).await?;
     let mut counts = Counts {
@@ -1708,8 +1926,13 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
         };
         let works = plan.prepare(chunk).await?;
         let mut errors = Vec::new();
-        for w in works {
+        let mut duplicates = Vec::new();
+        for mut w in works {
             counts.processed += 1;
+            if !w.duplicates.is_empty() {
+                counts.duplicate_rows += 1;
+                duplicates.append(&mut w.duplicates);
+            }
             if !w.errors.is_empty() {
                 counts.failed_rows += 1;
                 counts.errors += w.errors.len() as i64;
@@ -1722,9 +1945,10 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
                 counts.created += 1;
             }
         }
-        if !errors.is_empty() {
+        if !errors.is_empty() || !duplicates.is_empty() {
             let mut conn = db.writer().acquire().await?;
             store::insert_errors(&mut conn, db, &batch.id, "dry_run", &errors).await?;
+            store::insert_errors(&mut conn, db, &batch.id, "duplicates", &duplicates).await?;
         }
         super::progress(ctx, counts.processed, Some(total)).await?;
     }
@@ -1748,6 +1972,14 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
         .collect();
     let mut result = summary;
     result["errors"] = Json::from(first);
+    if plan.dup_check {
+        let duplicates: Vec<Json> = store::list_errors(db, &batch.id, "duplicates", 0, 100)
+            .await?
+            .iter()
+            .map(|e| json!({"row": e.row, "column": e.column, "field": e.field, "code": e.code, "message": e.message_zh, "message_en": e.message_en, "value": e.value}))
+            .collect();
+        result["duplicates"] = Json::from(duplicates);
+    }
     result["import_id"] = Json::from(batch.id);
     Ok(Some(result))
 }
