@@ -54,7 +54,8 @@ pub enum FieldType {
     MultiRelation {
         object: String,
     },
-    /// File references (name, size, content type, file id) with limits on type and size.
+    /// Uploaded files (`[{id, name, size}]`, ids from `POST /api/v1/files`) with limits on
+    /// their number, size and type.
     Attachments {
         max_files: u32,
         max_size_bytes: u64,
@@ -310,6 +311,10 @@ pub struct ObjectDef {
     /// by its contacts' phones and emails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_parent: Option<SearchParent>,
+    /// The menu group the object belongs to (`customers`, `sales`, `system`, …), so the UI
+    /// builds its navigation from metadata; `None` lands under "other".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
 }
 
 /// The parent object and the relation field that points at it.
@@ -334,7 +339,14 @@ impl ObjectDef {
             default_sort: vec!["-id".into()],
             state_machine: None,
             search_parent: None,
+            module: None,
         }
+    }
+
+    /// Puts the object in a menu group.
+    pub fn in_module(mut self, module: &str) -> Self {
+        self.module = Some(module.to_owned());
+        self
     }
 
     /// Makes this object's search fields findable from its parent's quick search.

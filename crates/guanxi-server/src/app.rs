@@ -196,6 +196,8 @@ pub fn router(state: AppState) -> Router {
         .merge(modules::identity::router())
         .merge(modules::transfer::router())
         .merge(modules::customers::router())
+        .merge(modules::views::router())
+        .merge(modules::files::router(state.config.max_upload_bytes))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(

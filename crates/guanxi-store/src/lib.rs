@@ -7,6 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod hooks;
 pub mod identity;
 pub mod jobs;

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0004_search"),
     migration!("0005_transfer"),
     migration!("0006_leads_and_activities"),
+    migration!("0009_saved_views_and_files"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

@@ -2,9 +2,11 @@
 //! product grows, workflow routes and job handlers); the generic engine does the rest.
 
 pub mod customers;
+pub mod files;
 pub mod identity;
 pub mod organisation;
 pub mod transfer;
+pub mod views;
 
 use std::sync::Arc;
 
