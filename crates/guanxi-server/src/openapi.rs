@@ -111,6 +111,7 @@ use crate::routes::{audit, health, jobs, meta, records};
         meta::ActionDef,
         meta::ModulePermission,
         meta::ScopeDef,
+        meta::I18nLabel,
         crate::modules::views::SavedView,
         crate::modules::views::ViewBody,
         crate::modules::files::FileView,

@@ -225,12 +225,19 @@ const SCOPES: [(&str, &str, &str); 5] = [
     ("all", "全部", "All"),
 ];
 
+/// A label in both languages (`guanxi_core::Label`), as the schema shows it.
+#[derive(utoipa::ToSchema)]
+pub struct I18nLabel {
+    pub zh: String,
+    pub en: String,
+}
+
 /// One grantable action.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionDef {
     /// The action key as written in a role's grants (`read`, `mark_lost`, `manage`).
     pub key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = I18nLabel)]
     pub label: Label,
     /// `record` (CRUD and transfer), `workflow` (a state-machine action) or `special`.
     pub kind: &'static str,
@@ -240,7 +247,7 @@ pub struct ActionDef {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ObjectPermissions {
     pub key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = I18nLabel)]
     pub label: Label,
     /// Menu group (`customers`, `system`, …).
     pub module: Option<String>,
@@ -255,7 +262,7 @@ pub struct ModulePermission {
     /// The grant's object key.
     pub object: String,
     pub action: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = I18nLabel)]
     pub label: Label,
 }
 
@@ -263,7 +270,7 @@ pub struct ModulePermission {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ScopeDef {
     pub key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = I18nLabel)]
     pub label: Label,
 }
 

@@ -17,6 +17,7 @@ mod helpers;
 mod identity;
 mod lists;
 mod operations;
+mod permissions;
 mod records;
 mod transfer;
 mod views;
