@@ -54,7 +54,8 @@ pub enum FieldType {
     MultiRelation {
         object: String,
     },
-    /// File references (name, size, content type, file id) with limits on type and size.
+    /// Uploaded files (`[{id, name, size}]`, ids from `POST /api/v1/files`) with limits on
+    /// their number, size and type.
     Attachments {
         max_files: u32,
         max_size_bytes: u64,
@@ -314,6 +315,10 @@ pub struct ObjectDef {
     /// them whatever their read scope, and may claim them (PRODUCT.md module 2).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public_pool: bool,
+    /// The menu group the object belongs to (`customers`, `sales`, `system`, …), so the UI
+    /// builds its navigation from metadata; `None` lands under "other".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
 }
 
 /// The parent object and the relation field that points at it.
@@ -339,12 +344,19 @@ impl ObjectDef {
             state_machine: None,
             search_parent: None,
             public_pool: false,
+            module: None,
         }
     }
 
     /// Declares that unowned records form a public pool (see [`ObjectDef::public_pool`]).
     pub fn with_public_pool(mut self) -> Self {
         self.public_pool = true;
+        self
+    }
+
+    /// Puts the object in a menu group.
+    pub fn in_module(mut self, module: &str) -> Self {
+        self.module = Some(module.to_owned());
         self
     }
 

@@ -21,14 +21,14 @@ fn relation(object: &str) -> FieldType {
 /// Every standard object, in menu order.
 pub fn builtin_objects() -> Vec<ObjectDef> {
     vec![
-        department(),
-        user(),
-        role(),
-        customer(),
-        contact(),
-        lead(),
-        follow_up(),
-        care_action(),
+        department().in_module("system"),
+        user().in_module("system"),
+        role().in_module("system"),
+        customer().in_module("customers"),
+        contact().in_module("customers"),
+        lead().in_module("customers"),
+        follow_up().in_module("customers"),
+        care_action().in_module("customers"),
     ]
 }
 

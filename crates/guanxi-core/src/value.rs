@@ -415,6 +415,10 @@ fn coerce_money(field: &FieldDef, raw: &Json) -> Result<Value, FieldError> {
     Ok(Value::Money { amount, currency })
 }
 
+/// Checks the shape of an attachment list: `[{"id": "<file id>", "name"?, "size"?}]`. Name and
+/// size are optional here because the store replaces them with the uploaded file's own (a
+/// client cannot rename or shrink a file by editing the JSON); when given they are checked
+/// against the field's limits so a form gets the error before any database work.
 fn coerce_attachments(
     field: &FieldDef,
     raw: &Json,
@@ -425,55 +429,132 @@ fn coerce_attachments(
     let shape = || {
         FieldError::new(
             "invalid_attachment",
-            format!("“{}”应为附件列表（name、size、file_id）", field.label.zh),
-            format!("{} must be a list of attachments (name, size, file_id)", field.label.en),
+            format!("“{}”应为附件列表（id、name、size）", field.label.zh),
+            format!("{} must be a list of attachments (id, name, size)", field.label.en),
         )
     };
     let Json::Array(items) = raw else {
         return Err(shape());
     };
     if items.len() > max_files as usize {
-        return Err(FieldError::new(
-            "too_many_files",
-            format!("“{}”最多{max_files}个附件", field.label.zh),
-            format!("{} allows at most {max_files} files", field.label.en),
-        ));
+        return Err(too_many_files(field, max_files));
     }
+    let mut out: Vec<Json> = Vec::with_capacity(items.len());
     for item in items {
         let Some(o) = item.as_object() else {
             return Err(shape());
         };
-        let name = o.get("name").and_then(Json::as_str).ok_or_else(shape)?;
-        let size = o.get("size").and_then(Json::as_u64).ok_or_else(shape)?;
-        if o.get("file_id").and_then(Json::as_str).is_none() {
+        let id = o
+            .get("id")
+            .and_then(Json::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .ok_or_else(shape)?
+            .to_string();
+        if o.keys()
+            .any(|k| !matches!(k.as_str(), "id" | "name" | "size" | "content_type"))
+        {
             return Err(shape());
         }
-        if size > max_size {
-            return Err(FieldError::new(
-                "file_too_large",
-                format!("附件“{name}”超过大小限制（{} KB）", max_size / 1024),
-                format!("file '{name}' is larger than the limit ({} KB)", max_size / 1024),
-            ));
+        let name = match o.get("name") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(n)) => Some(n.as_str()),
+            Some(_) => return Err(shape()),
+        };
+        let size = match o.get("size") {
+            None | Some(Json::Null) => None,
+            Some(n) => Some(n.as_u64().ok_or_else(shape)?),
+        };
+        if let (Some(name), Some(size)) = (name, size) {
+            check_file(field, name, size, max_size, allowed)?;
+        } else if let Some(name) = name {
+            check_file(field, name, 0, max_size, allowed)?;
         }
-        let ext = name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&ext)) {
-            return Err(FieldError::new(
-                "file_type_not_allowed",
-                format!("附件“{name}”的类型不允许，允许：{}", allowed.join("、")),
-                format!(
-                    "file '{name}' has a type that is not allowed; allowed: {}",
-                    allowed.join(", ")
-                ),
-            ));
+        if out.iter().any(|x| x["id"] == Json::String(id.clone())) {
+            continue;
         }
+        let mut entry = serde_json::Map::new();
+        entry.insert("id".into(), Json::String(id));
+        if let Some(name) = name {
+            entry.insert("name".into(), Json::String(name.to_owned()));
+        }
+        if let Some(size) = size {
+            entry.insert("size".into(), Json::from(size));
+        }
+        out.push(Json::Object(entry));
     }
-    if items.is_empty() {
+    if out.is_empty() {
         return Ok(Value::Null);
     }
-    Ok(Value::Json(raw.clone()))
+    Ok(Value::Json(Json::Array(out)))
+}
+
+/// The error of an attachment list longer than the field allows.
+pub fn too_many_files(field: &FieldDef, max_files: u32) -> FieldError {
+    FieldError::new(
+        "too_many_files",
+        format!("“{}”最多{max_files}个附件", field.label.zh),
+        format!("{} allows at most {max_files} files", field.label.en),
+    )
+}
+
+/// The lower-case extension of a file name (`营业执照.PDF` → `pdf`), or `""`.
+pub fn file_extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Checks one file against an attachment field's size and type limits.
+pub fn check_file(
+    field: &FieldDef,
+    name: &str,
+    size: u64,
+    max_size: u64,
+    allowed: &[String],
+) -> Result<(), FieldError> {
+    if size > max_size {
+        return Err(file_too_large(name, max_size));
+    }
+    let ext = file_extension(name);
+    if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&ext)) {
+        return Err(FieldError::new(
+            "file_type_not_allowed",
+            format!(
+                "“{}”不接受附件“{name}”的类型，允许：{}",
+                field.label.zh,
+                allowed.join("、")
+            ),
+            format!(
+                "{} does not accept the type of '{name}'; allowed: {}",
+                field.label.en,
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error of a file over an attachment field's size limit.
+pub fn file_too_large(name: &str, max_size: u64) -> FieldError {
+    FieldError::new(
+        "file_too_large",
+        format!("附件“{name}”超过大小限制（{}）", human_size(max_size)),
+        format!("file '{name}' is larger than the limit ({})", human_size(max_size)),
+    )
+}
+
+/// `10 MB`, `512 KB`, `100 B`: limits as people read them.
+pub fn human_size(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    if bytes >= MB && bytes.is_multiple_of(MB) {
+        format!("{} MB", bytes / MB)
+    } else if bytes >= MB {
+        format!("{:.1} MB", bytes as f64 / MB as f64)
+    } else if bytes >= 1024 {
+        format!("{} KB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 #[cfg(test)]
@@ -569,12 +650,22 @@ mod tests {
             max_size_bytes: 1024,
             allowed_extensions: vec!["pdf".into(), "jpg".into()],
         });
-        let ok = json!([{"file_id": "f1", "name": "营业执照.PDF", "size": 100}]);
-        assert!(coerce(&att, &ok, &d).is_ok());
-        let big = json!([{"file_id": "f1", "name": "a.pdf", "size": 4096}]);
+        let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let ok = json!([{"id": id, "name": "营业执照.PDF", "size": 100}, {"id": id}]);
+        assert_eq!(
+            coerce(&att, &ok, &d),
+            Ok(Value::Json(json!([{"id": id, "name": "营业执照.PDF", "size": 100}]))),
+            "a file listed twice is kept once"
+        );
+        let big = json!([{"id": id, "name": "a.pdf", "size": 4096}]);
         assert_eq!(coerce(&att, &big, &d).map_err(|e| e.code), Err("file_too_large"));
-        let exe = json!([{"file_id": "f1", "name": "a.exe", "size": 10}]);
+        let exe = json!([{"id": id, "name": "a.exe", "size": 10}]);
         assert_eq!(coerce(&att, &exe, &d).map_err(|e| e.code), Err("file_type_not_allowed"));
+        let three = json!([{"id": id}, {"id": id}, {"id": id}]);
+        assert_eq!(coerce(&att, &three, &d).map_err(|e| e.code), Err("too_many_files"));
+        let no_id = json!([{"name": "a.pdf", "size": 1}]);
+        assert_eq!(coerce(&att, &no_id, &d).map_err(|e| e.code), Err("invalid_attachment"));
+        assert_eq!(human_size(10 * 1024 * 1024), "10 MB");
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub fn router(state: AppState) -> Router {
         .merge(modules::customer_duplicates::router())
         .merge(modules::customer_merge::router())
         .merge(modules::customer_stats::router())
+        .merge(modules::views::router())
+        .merge(modules::files::router(state.config.max_upload_bytes))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(telemetry::track_metrics))
         .merge(

@@ -18,6 +18,7 @@ const CONFIG_KEYS: &[&str] = &[
     "db_max_connections",
     "durability",
     "max_body_bytes",
+    "max_upload_bytes",
     "log_format",
     "worker_poll_ms",
     "job_retry_base_ms",
@@ -44,6 +45,9 @@ pub struct Config {
     pub durability: Durability,
     /// Largest accepted request body in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Largest accepted body of an attachment upload (`POST /api/v1/files`), whatever a field
+    /// allows; larger uploads get 413 `payload_too_large`. Each field's own limit is smaller.
+    pub max_upload_bytes: usize,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// How often the job worker looks for due jobs, in milliseconds.
@@ -149,6 +153,7 @@ impl Default for Config {
             db_max_connections: 8,
             durability: Durability::Full,
             max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
             log_format: "text".into(),
             worker_poll_ms: 1000,
             job_retry_base_ms: 1000,
@@ -186,6 +191,7 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!(self.max_upload_bytes >= 1024, "max_upload_bytes must be at least 1024");
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be text or json"

@@ -42,6 +42,13 @@ use crate::routes::{audit, health, jobs, meta, records};
         meta::delete_custom_field,
         meta::list_dictionaries,
         meta::get_dictionary,
+        meta::permission_catalogue,
+        crate::modules::views::list_views,
+        crate::modules::views::create_view,
+        crate::modules::views::update_view,
+        crate::modules::views::delete_view,
+        crate::modules::files::upload_file,
+        crate::modules::files::download_file,
         jobs::get_job,
         audit::list_audit,
         audit::export_audit,
@@ -117,6 +124,15 @@ use crate::routes::{audit, health, jobs, meta, records};
         crate::modules::regions::RegionView,
         crate::modules::customer_duplicates::DuplicateQuery,
         crate::modules::customer_merge::MergeBody,
+        meta::PermissionCatalogue,
+        meta::ObjectPermissions,
+        meta::ActionDef,
+        meta::ModulePermission,
+        meta::ScopeDef,
+        meta::I18nLabel,
+        crate::modules::views::SavedView,
+        crate::modules::views::ViewBody,
+        crate::modules::files::FileView,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -130,6 +146,8 @@ use crate::routes::{audit, health, jobs, meta, records};
         (name = "jobs", description = "Background jobs"),
         (name = "import", description = "Import of xlsx/csv files into any object: mapping, dry run, commit, error report, undo"),
         (name = "export", description = "Export of any filtered list to csv, xlsx or pdf"),
+        (name = "views", description = "Saved list views, personal or shared"),
+        (name = "files", description = "Attachment uploads and downloads"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -247,18 +265,19 @@ fn field_schema(field: &FieldDef) -> Schema {
         FieldType::Attachments { .. } => ArrayBuilder::new()
             .items(
                 ObjectBuilder::new()
-                    .property("file_id", string(None))
+                    .property("id", formatted("uuid"))
                     .property("name", string(None))
                     .property(
                         "size",
                         ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
                     )
-                    .property("content_type", string(None))
-                    .required("file_id")
-                    .required("name")
-                    .required("size"),
+                    .required("id"),
             )
             .title(Some(field.label.zh.clone()))
+            .description(Some(format!(
+                "{}: files uploaded with POST /api/v1/files; name and size are filled in from the upload",
+                field.label.en
+            )))
             .into(),
         FieldType::Json => ObjectBuilder::new().title(Some(field.label.zh.clone())).into(),
     }

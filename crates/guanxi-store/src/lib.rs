@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod db;
 pub mod duplicates;
 pub mod error;
+pub mod files;
 pub mod hooks;
 pub mod identity;
 pub mod jobs;

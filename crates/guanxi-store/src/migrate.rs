@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0006_leads_and_activities"),
     migration!("0007_regions_value_and_pool"),
     migration!("0008_customer_duplicates_and_merges"),
+    migration!("0009_saved_views_and_files"),
     migration!("0011_scoped_list_indexes"),
     migration!("0012_search_terms_without_rowid"),
 ];

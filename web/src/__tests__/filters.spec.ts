@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { andAll, groupToFilter, operatorsFor, rowComplete } from '@/utils/filters'
+import { andAll, filterToGroup, groupToFilter, operatorsFor, rowComplete } from '@/utils/filters'
 import type { FieldDef } from '@/api/types'
 
 const f = (key: string, type: FieldDef['type']): FieldDef => ({
@@ -62,5 +62,25 @@ describe('advanced search → filter grammar', () => {
   it('operators come from the server, else from the type', () => {
     expect(operatorsFor(fields[0] as FieldDef, { name: ['eq'] })).toEqual(['eq'])
     expect(operatorsFor(fields[3] as FieldDef)).toEqual(['eq', 'ne', 'in', 'is_empty'])
+  })
+})
+
+describe('saved filter → advanced search rows', () => {
+  it('a group of conditions round-trips, money back in yuan', () => {
+    const group = {
+      logic: 'or' as const,
+      rows: [
+        { field: 'name', op: 'contains', value: '中平' },
+        { field: 'registered_capital', op: 'between', value: [1.5, 20] },
+        { field: 'level', op: 'is_empty', value: false },
+      ],
+    }
+    const node = groupToFilter(group, fields)
+    expect(filterToGroup(node, fields)).toEqual(group)
+  })
+  it('no filter is no rows; nested groups and hidden fields cannot be shown as rows', () => {
+    expect(filterToGroup(null, fields)).toEqual({ logic: 'and', rows: [] })
+    expect(filterToGroup({ and: [{ or: [{ field: 'name', op: 'eq', value: 'x' }] }] }, fields)).toBeNull()
+    expect(filterToGroup({ field: 'credit_code', op: 'eq', value: 'x' }, fields)).toBeNull()
   })
 })

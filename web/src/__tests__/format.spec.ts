@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   fenToYuan,
+  formatBytes,
   formatDateTime,
   formatMoney,
   shanghaiInputToRfc3339,
@@ -36,5 +37,14 @@ describe('date_time in Asia/Shanghai', () => {
   it('rejects garbage', () => {
     expect(shanghaiInputToRfc3339('tomorrow')).toBeNull()
     expect(formatDateTime(null)).toBe('')
+  })
+})
+
+describe('sizes', () => {
+  it('reads like a limit: whole units without a decimal', () => {
+    expect(formatBytes(10 * 1024 * 1024)).toBe('10 MB')
+    expect(formatBytes(1536)).toBe('1.5 KB')
+    expect(formatBytes(77)).toBe('77 B')
+    expect(formatBytes('x')).toBe('')
   })
 })

@@ -63,6 +63,8 @@ export interface RequestOptions {
   /** Do not trigger the global "go to login" on 401 (used by the login pages and the first /me). */
   quiet401?: boolean
   headers?: Record<string, string>
+  /** A multipart body (uploads); the browser sets the content type with its boundary. */
+  form?: FormData
 }
 
 export function buildUrl(path: string, query?: Query): string {
@@ -87,8 +89,10 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
     const csrf = readCookie('gx_csrf')
     if (csrf) headers['X-CSRF-Token'] = csrf
   }
-  let body: string | undefined
-  if (opts.body !== undefined) {
+  let body: string | FormData | undefined
+  if (opts.form) {
+    body = opts.form
+  } else if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(opts.body)
   }
@@ -136,5 +140,6 @@ export const http = {
   post: <T>(path: string, body?: unknown, opts: RequestOptions = {}) => request<T>('POST', path, { ...opts, body }),
   patch: <T>(path: string, body?: unknown, opts: RequestOptions = {}) => request<T>('PATCH', path, { ...opts, body }),
   put: <T>(path: string, body?: unknown, opts: RequestOptions = {}) => request<T>('PUT', path, { ...opts, body }),
+  upload: <T>(path: string, form: FormData, opts: RequestOptions = {}) => request<T>('POST', path, { ...opts, form }),
   del: <T>(path: string, query?: Query, opts: RequestOptions = {}) => request<T>('DELETE', path, { ...opts, query }),
 }

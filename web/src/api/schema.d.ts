@@ -256,6 +256,222 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An export's status. */
+        get: operations["get_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/{id}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a finished export (only its creator may). */
+        get: operations["download_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a file for an attachment field: multipart with the text fields `object` and `field`
+         *     first (or as query parameters), then the file in `file`.
+         */
+        post: operations["upload_file"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/files/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a file, under its original name. */
+        get: operations["download_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's import batches, newest first. */
+        get: operations["list_imports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One import batch. */
+        get: operations["get_import"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/commit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import the rows: a background job with progress; good rows are written per the duplicate
+         *     policy, bad rows reported.
+         */
+        post: operations["commit_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/dry-run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Check every row without writing anything: a background job whose result lists the bad rows. */
+        post: operations["dry_run_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Row errors of a dry run or commit, in row order. */
+        get: operations["list_import_errors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/errors.xlsx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The rows that failed, as xlsx: their row number, the original cells and the reasons. Fix
+         *     the rows in it and import the file again (the extra columns are recognised and ignored).
+         */
+        get: operations["download_import_errors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/mapping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Change the column mapping. */
+        put: operations["update_import_mapping"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo a whole import: records it created go to the recycle bin, records it updated get their
+         *     old values back — unless someone changed them since, in which case they are kept and listed.
+         */
+        post: operations["undo_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -267,6 +483,26 @@ export interface paths {
         get: operations["get_job"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/leads/{id}/convert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Convert a lead into a customer and a contact (seed 001 M9 §3.1.2). Needs `lead.convert` and
+         *     the right to create customers and contacts for the lead's owner.
+         */
+        post: operations["convert_lead"];
         delete?: never;
         options?: never;
         head?: never;
@@ -601,6 +837,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/meta/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a role can grant: every object with its actions (records, workflow, special), the
+         *     module permissions and the data scopes. The role editor builds its matrix from this, so a new
+         *     object or workflow action appears there without front-end work.
+         */
+        get: operations["permission_catalogue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/records/{object}": {
         parameters: {
             query?: never;
@@ -647,6 +904,40 @@ export interface paths {
         put?: never;
         /** Apply the same changes to up to 1,000 records, all or nothing. */
         post: operations["bulk_update_records"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/records/{object}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an export of a filtered list: a background job; download the file when it is done. */
+        post: operations["create_export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/records/{object}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a file to import (multipart field `file`, or the raw body with `?filename=`). */
+        post: operations["create_import"];
         delete?: never;
         options?: never;
         head?: never;
@@ -791,6 +1082,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's views of an object and those shared with it. */
+        get: operations["list_views"];
+        put?: never;
+        /** Save a view. */
+        post: operations["create_view"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/views/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a view (owner or administrator). */
+        delete: operations["delete_view"];
+        options?: never;
+        head?: never;
+        /** Change a view (owner or administrator). */
+        patch: operations["update_view"];
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -846,6 +1173,37 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One grantable action. */
+        ActionDef: {
+            /** @description The action key as written in a role's grants (`read`, `mark_lost`, `manage`). */
+            key: string;
+            label: components["schemas"]["I18nLabel"];
+            /** @description `record` (CRUD and transfer), `workflow` (a state-machine action) or `special`. */
+            kind: string;
+        };
+        /** @description An import batch as the API shows it. */
+        BatchView: {
+            id: string;
+            object: string;
+            /** @description uploaded, validating, validated, importing, imported, undoing, undone, failed */
+            status: string;
+            file_name: string;
+            file_type: string;
+            encoding?: string | null;
+            sheet?: string | null;
+            columns: components["schemas"]["ColumnView"][];
+            mapping: Record<string, never>;
+            unknown_columns: string[];
+            fields: components["schemas"]["ImportField"][];
+            options: Record<string, never>;
+            /** Format: int64 */
+            total_rows?: number | null;
+            summary?: Record<string, never> | null;
+            job_id?: string | null;
+            preview?: string[][] | null;
+            created_at: string;
+            updated_at: string;
+        };
         BulkDeleteBody: {
             ids: string[];
         };
@@ -862,9 +1220,28 @@ export interface components {
         CodeBody: {
             code: string;
         };
+        /** @description A column of the file and the field it is mapped to. */
+        ColumnView: {
+            index: number;
+            letter: string;
+            header: string;
+            field?: string | null;
+            /** @description True when the column is neither mapped nor ignored yet. */
+            unknown: boolean;
+        };
+        ConvertBody: {
+            remark?: string | null;
+            /** Format: int64 */
+            version?: number | null;
+        };
         DisableBody: {
             password: string;
         };
+        /**
+         * @description What happens to a row whose match key finds an existing record.
+         * @enum {string}
+         */
+        DuplicatePolicy: "skip" | "update" | "create";
         /** @description The error object. `fields` maps each bad field to its messages, `field_codes` to its codes. */
         ErrorBody: {
             /** @description Stable machine-readable code, e.g. `validation_failed`, `version_conflict`. */
@@ -883,12 +1260,91 @@ export interface components {
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
         };
+        /** @description One reported problem, in the caller's language. */
+        ErrorView: {
+            /** Format: int64 */
+            row: number;
+            column?: string | null;
+            field?: string | null;
+            code: string;
+            message: string;
+            value?: string | null;
+        };
         ExpiredBody: {
             challenge_id: string;
             new_password: string;
         };
+        /** @description What to export. */
+        ExportBody: {
+            format: components["schemas"]["ExportFormat"];
+            /** @description Field keys in the order of the columns (default: every visible field). */
+            fields?: string[] | null;
+            /** @description The list filter, as in `POST /records/{object}/query`. */
+            filter?: Record<string, never> | null;
+            sort?: string | null;
+            /** @description Quick search text. */
+            q?: string | null;
+            /** @description Header language: `zh-CN` (default: the request's language) or `en`. */
+            lang?: string | null;
+        };
+        /** @enum {string} */
+        ExportFormat: "csv" | "xlsx" | "pdf";
+        /** @description An export as the API shows it. */
+        ExportView: {
+            id: string;
+            object: string;
+            format: string;
+            /** @description queued, running, done, failed */
+            status: string;
+            file_name: string;
+            /** Format: int64 */
+            row_count?: number | null;
+            /** Format: int64 */
+            size_bytes?: number | null;
+            job_id?: string | null;
+            download_url?: string | null;
+            created_at: string;
+            updated_at: string;
+        };
+        /** @description A stored file. `{id, name, size}` is what an attachment field's value lists. */
+        FileView: {
+            id: string;
+            name: string;
+            /** Format: int64 */
+            size: number;
+            content_type: string;
+            sha256: string;
+            object: string;
+            field: string;
+            created_at: string;
+            /** @description Where to download it. */
+            url: string;
+        };
         ForgotBody: {
             login: string;
+        };
+        /** @description A label in both languages (`guanxi_core::Label`), as the schema shows it. */
+        I18nLabel: {
+            zh: string;
+            en: string;
+        };
+        /** @description A field a column can be mapped to. */
+        ImportField: {
+            key: string;
+            label: string;
+            type: string;
+            required: boolean;
+            /** @description Only used to find existing records (e.g. `id`, numbers), never written. */
+            match_only: boolean;
+        };
+        /** @description Options of a dry run or commit. */
+        ImportOptions: {
+            duplicate_policy?: null | components["schemas"]["DuplicatePolicy"];
+            /**
+             * @description Field that identifies an existing record (default: `id` if mapped, else a mapped unique
+             *     field, else the object's title field).
+             */
+            match_on?: string | null;
         };
         /** @description Paging information of a list. */
         ListMeta: {
@@ -910,6 +1366,20 @@ export interface components {
             captcha_id?: string | null;
             captcha_answer?: string | null;
         };
+        /** @description A new mapping for some or all columns. */
+        MappingBody: {
+            /** @description Column header → field key, or `null` to ignore the column. */
+            mapping: Record<string, never>;
+            /** @description Remember these choices for the next import of this object (default true). */
+            save?: boolean | null;
+        };
+        /** @description A permission that belongs to no object (`audit.read`). */
+        ModulePermission: {
+            /** @description The grant's object key. */
+            object: string;
+            action: string;
+            label: components["schemas"]["I18nLabel"];
+        };
         NewTokenBody: {
             name: string;
             /** @description `read` and/or `write`. */
@@ -920,9 +1390,25 @@ export interface components {
              */
             expires_in_days?: number | null;
         };
+        /** @description An object and the actions a role may grant on it. */
+        ObjectPermissions: {
+            key: string;
+            label: components["schemas"]["I18nLabel"];
+            /** @description Menu group (`customers`, `system`, …). */
+            module?: string | null;
+            actions: components["schemas"]["ActionDef"][];
+            /** @description Field keys a field rule may name (every field but `id` and `version`). */
+            fields: string[];
+        };
         PasswordBody: {
             current_password: string;
             new_password: string;
+        };
+        /** @description Everything a role can grant, for the permission matrix. */
+        PermissionCatalogue: {
+            objects: components["schemas"]["ObjectPermissions"][];
+            modules: components["schemas"]["ModulePermission"][];
+            scopes: components["schemas"]["ScopeDef"][];
         };
         ProfileBody: {
             display_name?: string | null;
@@ -953,6 +1439,36 @@ export interface components {
             token: string;
             new_password: string;
         };
+        /** @description A saved view as the API shows it. */
+        SavedView: {
+            id: string;
+            object: string;
+            name: string;
+            /** @description `personal`, `everyone` or `department`. */
+            visibility: string;
+            department_id?: string | null;
+            owner_id: string;
+            owner_name?: string | null;
+            q?: string | null;
+            filter?: Record<string, never> | null;
+            sort?: string | null;
+            columns: string[];
+            /** Format: int64 */
+            page_size?: number | null;
+            /** @description Whether the caller may change or delete it. */
+            editable: boolean;
+            /** @description False when the filter or sort names a field the caller cannot see. */
+            applicable: boolean;
+            /** Format: int64 */
+            version: number;
+            created_at: string;
+            updated_at: string;
+        };
+        /** @description A data scope. */
+        ScopeDef: {
+            key: string;
+            label: components["schemas"]["I18nLabel"];
+        };
         SecondFactorBody: {
             challenge_id: string;
             method: string;
@@ -968,6 +1484,199 @@ export interface components {
             remark?: string | null;
             /** Format: int64 */
             version?: number | null;
+        };
+        /** @description A view to create, or the changes to one (absent keys stay as they are; `null` clears). */
+        ViewBody: {
+            /** @description Object key; required on create, not changeable. */
+            object?: string | null;
+            name?: string | null;
+            /** @description `personal` (default), `everyone` or `department`. */
+            visibility?: string | null;
+            /** @description With `department`: the department shared with (default: the caller's). */
+            department_id?: string | null;
+            /** @description Quick search text. */
+            q?: string | null;
+            /** @description A list filter, as in `POST /records/{object}/query`. */
+            filter?: Record<string, never> | null;
+            /** @description Sort keys, e.g. `-created_at,name`. */
+            sort?: string | null;
+            /** @description Field keys of the columns, in order (empty: the object's default columns). */
+            columns?: string[] | null;
+            /**
+             * Format: int64
+             * @description Rows per page, 1–500.
+             */
+            page_size?: number | null;
+            /**
+             * Format: int64
+             * @description The version the change is based on (optimistic concurrency); optional.
+             */
+            version?: number | null;
+        };
+        /**
+         * 客户关怀
+         * @description A Care action record
+         */
+        care_action: {
+            /**
+             * ID
+             * @description ID (text)
+             */
+            id?: string;
+            /**
+             * 版本
+             * Format: int64
+             * @description Version (integer)
+             */
+            version?: number;
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 创建时间
+             * Format: date-time
+             * @description Created at (date_time)
+             */
+            created_at?: string;
+            /**
+             * 创建人
+             * @description Created by (text)
+             */
+            created_by?: string;
+            /**
+             * 修改时间
+             * Format: date-time
+             * @description Updated at (date_time)
+             */
+            updated_at?: string;
+            /**
+             * 修改人
+             * @description Updated by (text)
+             */
+            updated_by?: string;
+            /**
+             * 客户
+             * Format: uuid
+             * @description Customer (relation)
+             */
+            customer_id?: string;
+            /**
+             * 联系人
+             * Format: uuid
+             * @description Contact (relation)
+             */
+            contact_id?: string;
+            /**
+             * 关怀类型
+             * @description Occasion (select)
+             */
+            occasion?: string;
+            /**
+             * 方式
+             * @description Channel (select)
+             */
+            channel?: string;
+            /**
+             * 计划日期
+             * Format: date
+             * @description Planned on (date)
+             */
+            planned_on?: string;
+            /**
+             * 执行日期
+             * Format: date
+             * @description Done on (date)
+             */
+            done_on?: string;
+            /**
+             * 内容
+             * @description Content (long_text)
+             */
+            content?: string;
+            /**
+             * 费用
+             * @description Cost (money)
+             */
+            cost?: {
+                /** @description minor units (分) */
+                amount: number;
+                /** @description ISO 4217, default CNY */
+                currency?: string;
+            };
+        };
+        /**
+         * 客户关怀
+         * @description Fields accepted when creating or updating a Care action
+         */
+        care_action_input: {
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 客户
+             * Format: uuid
+             * @description Customer (relation)
+             */
+            customer_id: string;
+            /**
+             * 联系人
+             * Format: uuid
+             * @description Contact (relation)
+             */
+            contact_id?: string;
+            /**
+             * 关怀类型
+             * @description Occasion (select)
+             */
+            occasion: string;
+            /**
+             * 方式
+             * @description Channel (select)
+             */
+            channel: string;
+            /**
+             * 计划日期
+             * Format: date
+             * @description Planned on (date)
+             */
+            planned_on: string;
+            /**
+             * 执行日期
+             * Format: date
+             * @description Done on (date)
+             */
+            done_on?: string;
+            /**
+             * 内容
+             * @description Content (long_text)
+             */
+            content?: string;
+            /**
+             * 费用
+             * @description Cost (money)
+             */
+            cost?: {
+                /** @description minor units (分) */
+                amount: number;
+                /** @description ISO 4217, default CNY */
+                currency?: string;
+            };
         };
         /**
          * 联系人
@@ -1311,12 +2020,15 @@ export interface components {
              * @description Tags
              */
             tags?: string[];
-            /** 附件（营业执照、税务登记证） */
+            /**
+             * 附件（营业执照、税务登记证）
+             * @description Attachments (business licence, tax certificate): files uploaded with POST /api/v1/files; name and size are filled in from the upload
+             */
             attachments?: {
-                file_id: string;
-                name: string;
-                size: number;
-                content_type?: string;
+                /** Format: uuid */
+                id: string;
+                name?: string;
+                size?: number;
             }[];
             /** 扩展信息 */
             extra?: Record<string, never>;
@@ -1452,12 +2164,15 @@ export interface components {
              * @description Tags
              */
             tags?: string[];
-            /** 附件（营业执照、税务登记证） */
+            /**
+             * 附件（营业执照、税务登记证）
+             * @description Attachments (business licence, tax certificate): files uploaded with POST /api/v1/files; name and size are filled in from the upload
+             */
             attachments?: {
-                file_id: string;
-                name: string;
-                size: number;
-                content_type?: string;
+                /** Format: uuid */
+                id: string;
+                name?: string;
+                size?: number;
             }[];
             /** 扩展信息 */
             extra?: Record<string, never>;
@@ -1602,6 +2317,428 @@ export interface components {
              * @description Sort order (integer)
              */
             sort_order?: number;
+            /**
+             * 备注
+             * @description Remark (long_text)
+             */
+            remark?: string;
+        };
+        /**
+         * 跟进记录
+         * @description A Follow-up record
+         */
+        follow_up: {
+            /**
+             * ID
+             * @description ID (text)
+             */
+            id?: string;
+            /**
+             * 版本
+             * Format: int64
+             * @description Version (integer)
+             */
+            version?: number;
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 创建时间
+             * Format: date-time
+             * @description Created at (date_time)
+             */
+            created_at?: string;
+            /**
+             * 创建人
+             * @description Created by (text)
+             */
+            created_by?: string;
+            /**
+             * 修改时间
+             * Format: date-time
+             * @description Updated at (date_time)
+             */
+            updated_at?: string;
+            /**
+             * 修改人
+             * @description Updated by (text)
+             */
+            updated_by?: string;
+            /**
+             * 客户
+             * Format: uuid
+             * @description Customer (relation)
+             */
+            customer_id?: string;
+            /**
+             * 联系人
+             * Format: uuid
+             * @description Contact (relation)
+             */
+            contact_id?: string;
+            /**
+             * 方式
+             * @description Kind (select)
+             */
+            kind?: string;
+            /**
+             * 主题
+             * @description Subject (text)
+             */
+            subject?: string;
+            /**
+             * 时间
+             * Format: date-time
+             * @description When (date_time)
+             */
+            occurred_at?: string;
+            /**
+             * 地点
+             * @description Place (text)
+             */
+            place?: string;
+            /**
+             * 目的
+             * @description Purpose (text)
+             */
+            purpose?: string;
+            /**
+             * 内容
+             * @description Content (long_text)
+             */
+            content?: string;
+            /**
+             * 客户反馈
+             * @description Customer feedback (long_text)
+             */
+            feedback?: string;
+            /**
+             * 下一步
+             * @description Next step (text)
+             */
+            next_step?: string;
+            /**
+             * 提醒时间
+             * Format: date-time
+             * @description Reminder (date_time)
+             */
+            remind_at?: string;
+            /**
+             * 已完成
+             * @description Done (boolean)
+             */
+            done?: boolean;
+        };
+        /**
+         * 跟进记录
+         * @description Fields accepted when creating or updating a Follow-up
+         */
+        follow_up_input: {
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 客户
+             * Format: uuid
+             * @description Customer (relation)
+             */
+            customer_id: string;
+            /**
+             * 联系人
+             * Format: uuid
+             * @description Contact (relation)
+             */
+            contact_id?: string;
+            /**
+             * 方式
+             * @description Kind (select)
+             */
+            kind: string;
+            /**
+             * 主题
+             * @description Subject (text)
+             */
+            subject: string;
+            /**
+             * 时间
+             * Format: date-time
+             * @description When (date_time)
+             */
+            occurred_at: string;
+            /**
+             * 地点
+             * @description Place (text)
+             */
+            place?: string;
+            /**
+             * 目的
+             * @description Purpose (text)
+             */
+            purpose?: string;
+            /**
+             * 内容
+             * @description Content (long_text)
+             */
+            content?: string;
+            /**
+             * 客户反馈
+             * @description Customer feedback (long_text)
+             */
+            feedback?: string;
+            /**
+             * 下一步
+             * @description Next step (text)
+             */
+            next_step?: string;
+            /**
+             * 提醒时间
+             * Format: date-time
+             * @description Reminder (date_time)
+             */
+            remind_at?: string;
+            /**
+             * 已完成
+             * @description Done (boolean)
+             */
+            done?: boolean;
+        };
+        /**
+         * 潜在客户
+         * @description A Lead record
+         */
+        lead: {
+            /**
+             * ID
+             * @description ID (text)
+             */
+            id?: string;
+            /**
+             * 版本
+             * Format: int64
+             * @description Version (integer)
+             */
+            version?: number;
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 创建时间
+             * Format: date-time
+             * @description Created at (date_time)
+             */
+            created_at?: string;
+            /**
+             * 创建人
+             * @description Created by (text)
+             */
+            created_by?: string;
+            /**
+             * 修改时间
+             * Format: date-time
+             * @description Updated at (date_time)
+             */
+            updated_at?: string;
+            /**
+             * 修改人
+             * @description Updated by (text)
+             */
+            updated_by?: string;
+            /**
+             * 线索编号
+             * @description Lead number (text)
+             */
+            number?: string;
+            /**
+             * 联系人姓名
+             * @description Contact name (text)
+             */
+            name?: string;
+            /**
+             * 公司名称
+             * @description Company (text)
+             */
+            company?: string;
+            /**
+             * 职务
+             * @description Title (text)
+             */
+            title?: string;
+            /**
+             * 手机
+             * @description Mobile (phone)
+             */
+            mobile?: string;
+            /**
+             * 电话
+             * @description Phone (phone)
+             */
+            phone?: string;
+            /**
+             * 邮箱
+             * Format: email
+             * @description Email (email)
+             */
+            email?: string;
+            /**
+             * 来源
+             * @description Source (select)
+             */
+            source?: string;
+            /**
+             * 所属行业
+             * @description Industry (select)
+             */
+            industry?: string;
+            /**
+             * 省份
+             * @description Province (text)
+             */
+            province?: string;
+            /**
+             * 城市
+             * @description City (text)
+             */
+            city?: string;
+            /**
+             * 区县
+             * @description District (text)
+             */
+            district?: string;
+            /**
+             * 地址
+             * @description Address (text)
+             */
+            address?: string;
+            /**
+             * 线索状态
+             * @description Status (state)
+             */
+            status?: string;
+            /**
+             * 转化客户
+             * Format: uuid
+             * @description Converted to customer (relation)
+             */
+            converted_customer_id?: string;
+            /**
+             * 转化联系人
+             * Format: uuid
+             * @description Converted to contact (relation)
+             */
+            converted_contact_id?: string;
+            /**
+             * 转化时间
+             * Format: date-time
+             * @description Converted at (date_time)
+             */
+            converted_at?: string;
+            /**
+             * 备注
+             * @description Remark (long_text)
+             */
+            remark?: string;
+        };
+        /**
+         * 潜在客户
+         * @description Fields accepted when creating or updating a Lead
+         */
+        lead_input: {
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 联系人姓名
+             * @description Contact name (text)
+             */
+            name: string;
+            /**
+             * 公司名称
+             * @description Company (text)
+             */
+            company?: string;
+            /**
+             * 职务
+             * @description Title (text)
+             */
+            title?: string;
+            /**
+             * 手机
+             * @description Mobile (phone)
+             */
+            mobile?: string;
+            /**
+             * 电话
+             * @description Phone (phone)
+             */
+            phone?: string;
+            /**
+             * 邮箱
+             * Format: email
+             * @description Email (email)
+             */
+            email?: string;
+            /**
+             * 来源
+             * @description Source (select)
+             */
+            source?: string;
+            /**
+             * 所属行业
+             * @description Industry (select)
+             */
+            industry?: string;
+            /**
+             * 省份
+             * @description Province (text)
+             */
+            province?: string;
+            /**
+             * 城市
+             * @description City (text)
+             */
+            city?: string;
+            /**
+             * 区县
+             * @description District (text)
+             */
+            district?: string;
+            /**
+             * 地址
+             * @description Address (text)
+             */
+            address?: string;
             /**
              * 备注
              * @description Remark (long_text)
@@ -2387,6 +3524,436 @@ export interface operations {
             };
         };
     };
+    get_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    download_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    upload_file: {
+        parameters: {
+            query?: {
+                /** @description Object key, e.g. `customer`. */
+                object?: string;
+                /** @description Attachment field key, e.g. `attachments`. */
+                field?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Fields `object`, `field`, then the file in `file` */
+        requestBody?: {
+            content: {
+                "multipart/form-data": unknown;
+            };
+        };
+        responses: {
+            /** @description The stored file */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description file_too_large (the field's limit) or payload_too_large (the server's) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description file_type_not_allowed, empty_file, invalid_query */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    download_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, as an attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_imports: {
+        parameters: {
+            query?: {
+                object?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"][];
+                };
+            };
+        };
+    };
+    get_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    commit_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportOptions"];
+            };
+        };
+        responses: {
+            /** @description The job that imports the file */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dry_run_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportOptions"];
+            };
+        };
+        responses: {
+            /** @description The job that checks the file */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_import_errors: {
+        parameters: {
+            query?: {
+                /** @description `dry_run` or `commit` (default: the latest phase that ran). */
+                phase?: string;
+                /** @description Continue after this row number. */
+                after_row?: number;
+                /** @description 1–1000, default 100. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorView"][];
+                };
+            };
+        };
+    };
+    download_import_errors: {
+        parameters: {
+            query?: {
+                /** @description `dry_run` or `commit` (default: the latest phase that ran). */
+                phase?: string;
+                /** @description Continue after this row number. */
+                after_row?: number;
+                /** @description 1–1000, default 100. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description xlsx file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": unknown;
+                };
+            };
+        };
+    };
+    update_import_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MappingBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    undo_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job that undoes the import */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_job: {
         parameters: {
             query?: never;
@@ -2406,6 +3973,62 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    convert_lead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConvertBody"];
+            };
+        };
+        responses: {
+            /** @description The converted lead with its new customer and contact */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2945,6 +4568,34 @@ export interface operations {
             };
         };
     };
+    permission_catalogue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Grantable permissions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PermissionCatalogue"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     list_records: {
         parameters: {
             query?: {
@@ -3110,6 +4761,106 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                object: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportBody"];
+            };
+        };
+        responses: {
+            /** @description The export and its job */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_import: {
+        parameters: {
+            query?: {
+                /** @description File name (for raw uploads; multipart uploads carry their own). */
+                filename?: string;
+                /** @description CSV encoding: `utf-8`, `gbk` (also GB2312/GB18030) or `utf-16`; detected when absent. */
+                encoding?: string;
+                /** @description xlsx sheet name (default: the first sheet). */
+                sheet?: string;
+            };
+            header?: never;
+            path: {
+                object: string;
+            };
+            cookie?: never;
+        };
+        /** @description The xlsx or csv file in the field `file` */
+        requestBody?: {
+            content: {
+                "multipart/form-data": unknown;
+            };
+        };
+        responses: {
+            /** @description The batch with the columns found and a suggested mapping */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             422: {
@@ -3459,6 +5210,195 @@ export interface operations {
                 content?: never;
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_views: {
+        parameters: {
+            query: {
+                /** @description Object key, e.g. `customer`. */
+                object: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Views, by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedView"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_view: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ViewBody"];
+            };
+        };
+        responses: {
+            /** @description The view */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_view: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_view: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ViewBody"];
+            };
+        };
+        responses: {
+            /** @description The view */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

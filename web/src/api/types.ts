@@ -108,11 +108,11 @@ export interface Money {
   currency: string
 }
 
+/** One entry of an attachment field's value: a file uploaded with POST /files. */
 export interface Attachment {
-  file_id: string
+  id: string
   name: string
   size: number
-  content_type?: string
 }
 
 export interface FieldChange {
@@ -228,4 +228,31 @@ export interface LoginLogEntry {
 export interface SettingsData {
   editable: { key: string; type: string; value: unknown }[]
   configured: Record<string, unknown>
+}
+
+// ---- saved views, files, exports, permission catalogue (generated shapes, typed filters) ----
+
+export type SavedView = Omit<components['schemas']['SavedView'], 'filter'> & { filter?: FilterNode | null }
+export type ViewBody = Omit<components['schemas']['ViewBody'], 'filter'> & { filter?: FilterNode | null }
+export type FileView = components['schemas']['FileView']
+export type ExportView = components['schemas']['ExportView']
+export type ExportFormat = components['schemas']['ExportFormat']
+export type ExportBody = Omit<components['schemas']['ExportBody'], 'filter'> & { filter?: FilterNode | null }
+export type PermissionCatalogue = components['schemas']['PermissionCatalogue']
+export type ObjectPermissions = components['schemas']['ObjectPermissions']
+
+/** A background job's state (GET /jobs/{id}), for progress bars. */
+export interface JobView {
+  id: string
+  kind: string
+  /** queued, running, done, failed */
+  status: string
+  attempts: number
+  max_attempts: number
+  progress_done: number
+  progress_total: number | null
+  last_error: string | null
+  result: unknown
+  created_at: string
+  updated_at: string
 }

@@ -1,6 +1,6 @@
-// The navigation of PRODUCT.md ("Navigation"), filled from the server's objects and the caller's
-// permissions. An object the server adds appears in its group (or under "Other") with no
-// front-end change.
+// The navigation of PRODUCT.md ("Navigation"), filled from the server's objects (each names its
+// menu group in `module`) and the caller's permissions. An object the server adds appears in its
+// group (or under "Other") with no front-end change.
 import type { Component } from 'vue'
 import {
   Briefcase,
@@ -40,25 +40,39 @@ export interface NavGroup {
 interface GroupDef {
   key: string
   icon: Component
-  objects: string[]
 }
 
-/** Objects per group, in menu order. Objects not listed go to their `module` hint or "other". */
+/**
+ * Menu groups in display order with their icons (PRODUCT.md "Navigation"). Which objects go in
+ * a group is the server's business: each object names its group in `module`.
+ */
 export const GROUPS: GroupDef[] = [
-  { key: 'customers', icon: User, objects: ['customer', 'contact', 'lead', 'follow_up', 'activity', 'care_action', 'care', 'customer_group'] },
-  { key: 'sales', icon: Briefcase, objects: ['opportunity', 'quote', 'order', 'receivable', 'invoice', 'product', 'product_category', 'price_list', 'warehouse', 'inventory'] },
-  { key: 'contracts', icon: Document, objects: ['contract', 'contract_template'] },
-  { key: 'service', icon: Service, objects: ['work_order', 'field_service', 'knowledge', 'survey', 'complaint'] },
-  { key: 'callcenter', icon: Phone, objects: ['call', 'recording', 'qa_inspection'] },
-  { key: 'channel', icon: Connection, objects: ['c_customer', 'store', 'partner', 'visit', 'promotion', 'monthly_review'] },
-  { key: 'marketing', icon: Promotion, objects: ['campaign', 'event', 'registration', 'check_in'] },
-  { key: 'messages', icon: ChatDotRound, objects: ['notice', 'sms', 'email'] },
-  { key: 'analytics', icon: DataAnalysis, objects: ['dashboard', 'report'] },
-  { key: 'documents', icon: Folder, objects: ['document', 'folder'] },
+  { key: 'customers', icon: User },
+  { key: 'sales', icon: Briefcase },
+  { key: 'contracts', icon: Document },
+  { key: 'service', icon: Service },
+  { key: 'callcenter', icon: Phone },
+  { key: 'channel', icon: Connection },
+  { key: 'marketing', icon: Promotion },
+  { key: 'messages', icon: ChatDotRound },
+  { key: 'analytics', icon: DataAnalysis },
+  { key: 'documents', icon: Folder },
 ]
 
-/** Objects that have their own administration page instead of a generic list in a group. */
-export const SYSTEM_OBJECTS = ['department', 'user', 'role']
+/** The server's group of administration objects (departments, users, roles). */
+export const SYSTEM_MODULE = 'system'
+
+/** Objects administered under "System" rather than listed in a business group. */
+export function isSystemObject(o: ObjectDef | undefined): boolean {
+  return o?.module === SYSTEM_MODULE
+}
+
+/** System objects with a page of their own; other system objects get the generic list. */
+const SYSTEM_PAGES: Record<string, { key: string; titleKey: string; path: string }> = {
+  user: { key: 'users', titleKey: 'nav.users', path: '/system/users' },
+  department: { key: 'departments', titleKey: 'nav.departments', path: '/system/departments' },
+  role: { key: 'roles', titleKey: 'nav.roles', path: '/system/roles' },
+}
 
 export interface Access {
   can(object: string, action: string): boolean
@@ -67,33 +81,23 @@ export interface Access {
 
 export function buildNav(objects: ObjectDef[], access: Access, objectLabel: (o: ObjectDef) => string): NavGroup[] {
   const groups: NavGroup[] = [{ key: 'workbench', titleKey: 'nav.workbench', icon: HomeFilled, items: [], path: '/workbench' }]
-  const byKey = new Map(objects.map((o) => [o.key, o]))
-  const placed = new Set<string>(SYSTEM_OBJECTS)
+  const readable = objects.filter((o) => access.can(o.key, 'read'))
   const item = (o: ObjectDef): NavItem => ({ key: o.key, label: objectLabel(o), path: `/records/${o.key}` })
+  const known = new Set(GROUPS.map((g) => g.key))
 
   for (const g of GROUPS) {
-    const items: NavItem[] = []
-    for (const k of g.objects) {
-      const o = byKey.get(k)
-      placed.add(k)
-      if (o && access.can(o.key, 'read')) items.push(item(o))
-    }
-    for (const o of objects) {
-      if (!placed.has(o.key) && o.module === g.key && access.can(o.key, 'read')) {
-        placed.add(o.key)
-        items.push(item(o))
-      }
-    }
+    const items = readable.filter((o) => o.module === g.key).map(item)
     if (items.length) groups.push({ key: g.key, titleKey: `nav.${g.key}`, icon: g.icon, items })
   }
-  const other = objects.filter((o) => !placed.has(o.key) && access.can(o.key, 'read')).map(item)
+  const other = readable.filter((o) => !isSystemObject(o) && !known.has(o.module ?? '')).map(item)
   if (other.length) groups.push({ key: 'other', titleKey: 'nav.other', icon: Grid, items: other })
 
   const sys: NavItem[] = []
-  if (byKey.has('user') && access.can('user', 'read')) sys.push({ key: 'users', titleKey: 'nav.users', path: '/system/users' })
-  if (byKey.has('department') && access.can('department', 'read'))
-    sys.push({ key: 'departments', titleKey: 'nav.departments', path: '/system/departments' })
-  if (byKey.has('role') && access.can('role', 'read')) sys.push({ key: 'roles', titleKey: 'nav.roles', path: '/system/roles' })
+  for (const key of ['user', 'department', 'role']) {
+    const page = SYSTEM_PAGES[key]
+    if (page && readable.some((o) => o.key === key && isSystemObject(o))) sys.push(page)
+  }
+  for (const o of readable) if (isSystemObject(o) && !SYSTEM_PAGES[o.key]) sys.push(item(o))
   // Module permissions as the server names them: meta.manage, audit.read, system.manage.
   if (access.can('meta', 'manage')) {
     sys.push({ key: 'fields', titleKey: 'nav.customFields', path: '/system/fields' })

@@ -100,3 +100,34 @@ export function andAll(...nodes: (FilterNode | null | undefined)[]): FilterNode 
   if (list.length === 1) return list[0] as FilterNode
   return { and: list }
 }
+
+/** The UI value of one condition (the inverse of `rowValue`: money back to yuan). */
+function uiValue(field: FieldDef | undefined, op: string, value: unknown): unknown {
+  if (op === 'is_empty') return value !== false
+  const one = (v: unknown): unknown => (field?.type === 'money' && typeof v === 'number' ? v / 100 : v)
+  return Array.isArray(value) ? value.map(one) : one(value)
+}
+
+/**
+ * A saved filter back into advanced-search rows, when it has their shape (one condition, or one
+ * AND/OR group of conditions on fields the caller sees); otherwise `null`, and the caller applies
+ * the filter as it is.
+ */
+export function filterToGroup(node: FilterNode | null, fields: FieldDef[]): ConditionGroup | null {
+  if (!node) return { logic: 'and', rows: [] }
+  const toRow = (n: FilterNode): ConditionRow | null => {
+    if (!('field' in n)) return null
+    const field = fields.find((f) => f.key === n.field)
+    if (!field) return null
+    return { field: n.field, op: n.op, value: uiValue(field, n.op, n.value) }
+  }
+  if ('field' in node) {
+    const row = toRow(node)
+    return row ? { logic: 'and', rows: [row] } : null
+  }
+  const logic: 'and' | 'or' = 'and' in node ? 'and' : 'or'
+  const items = 'and' in node ? node.and : node.or
+  const rows = items.map(toRow)
+  if (rows.some((r) => r === null)) return null
+  return { logic, rows: rows as ConditionRow[] }
+}

@@ -80,8 +80,10 @@ export function shanghaiInputToRfc3339(v: string | null | undefined): string | n
 export function formatBytes(n: unknown): string {
   if (typeof n !== 'number') return ''
   if (n < 1024) return `${n} B`
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`
-  return `${(n / 1024 / 1024).toFixed(1)} MB`
+  // "10 MB", not "10.0 MB": limits are round numbers and read better without the decimal.
+  const unit = (v: number, u: string) => `${Number.isInteger(v) ? v : v.toFixed(1)} ${u}`
+  if (n < 1024 * 1024) return unit(n / 1024, 'KB')
+  return unit(n / 1024 / 1024, 'MB')
 }
 
 /** Today's date in Shanghai, "YYYY-MM-DD". */

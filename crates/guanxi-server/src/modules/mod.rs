@@ -6,11 +6,13 @@ pub mod customer_duplicates;
 pub mod customer_merge;
 pub mod customer_stats;
 pub mod customers;
+pub mod files;
 pub mod identity;
 pub mod organisation;
 pub mod pool;
 pub mod regions;
 pub mod transfer;
+pub mod views;
 
 use std::sync::Arc;
 

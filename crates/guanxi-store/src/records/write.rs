@@ -28,6 +28,7 @@ use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
+use crate::files;
 use crate::hooks::{AnyTx, HookCtx, Values};
 use crate::numbering;
 use crate::sql::{Bind, Sql};
@@ -474,6 +475,7 @@ impl Engine {
             };
             h.before_create(&mut ctx, &mut values).await?;
         }
+        let attached = files::resolve_attachments(&mut *tx, backend, full, actor, &mut values, None).await?;
         check_references(&mut *tx, backend, snapshot, full, actor, &values, None).await?;
         for field in full.fields.iter().filter(|f| f.numbering.is_some()) {
             if let Some(rule) = &field.numbering {
@@ -512,6 +514,7 @@ impl Engine {
         }
         sql.push(")");
         sql.query().execute(&mut **tx).await?;
+        files::link(&mut *tx, backend, &attached, &id).await?;
 
         let row = fetch_row(&mut *tx, backend, full, &id, false, None)
             .await?
@@ -624,6 +627,7 @@ impl Engine {
             };
             h.before_update(&mut ctx, &old, &mut changes).await?;
         }
+        let attached = files::resolve_attachments(&mut *tx, backend, full, actor, &mut changes, Some(&old)).await?;
         let mut diffs = Vec::new();
         changes.retain(|(k, v)| {
             let before = old.get(k).cloned().unwrap_or(Json::Null);
@@ -674,6 +678,7 @@ impl Engine {
             }
             .into());
         }
+        files::link(&mut *tx, backend, &attached, &id).await?;
         let new_row = fetch_row(&mut *tx, backend, full, &id, false, None)
             .await?
             .ok_or_else(|| not_found(full, &id))?;

@@ -62,7 +62,7 @@ async fn wrong_types_and_unknown_fields_are_all_reported_in_one_422() {
                 "established_on": "2026-02-30",
                 "customer_type": "alien",
                 "tags": ["vip", "unknown-tag"],
-                "attachments": [{"file_id": "f", "name": "virus.exe", "size": 10}],
+                "attachments": [{"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "name": "virus.exe", "size": 10}],
                 "number": "CM999999",
                 "status": "active",
                 "favourite_colour": "red"

@@ -27,7 +27,6 @@ async fn a_new_customer_gets_a_number_its_initial_state_and_version_one() {
                 "is_key_account": true,
                 "last_contacted_at": "2026-11-20T09:30:00+08:00",
                 "tags": ["vip", "strategic"],
-                "attachments": [{"file_id": "f-1", "name": "营业执照.pdf", "size": 204800}],
                 "extra": {"wechat": "zpny2008"},
                 "remark": "年度重点客户"
             }),

@@ -53,7 +53,7 @@ pub fn me_view(p: &Principal) -> Json {
         "roles": p.roles.iter().map(|r| json!({"id": r.id, "name": r.name, "code": r.code})).collect::<Vec<_>>(),
         "permissions": access.map(|a| serde_json::to_value(&a.grants).unwrap_or(Json::Null)),
         "field_rules": access.map(|a| serde_json::to_value(&a.field_rules).unwrap_or(Json::Null)),
-        "is_admin": p.actor.can("user.manage") && p.actor.can("role.update"),
+        "is_admin": super::session::is_admin(&p.actor),
         "token_scopes": p.token_scopes,
     })
 }

@@ -399,6 +399,12 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentPrincipal {
     }
 }
 
+/// Whether the actor administers the system (manages users and roles): what the UI calls an
+/// administrator, who may for instance change anyone's shared list views.
+pub fn is_admin(actor: &Actor) -> bool {
+    actor.is_unrestricted() || (actor.can("user.manage") && actor.can("role.update"))
+}
+
 /// Requires a permission `object.action` (e.g. `user.manage`), or answers 403.
 pub fn require_permission(actor: &Actor, permission: &str) -> Result<(), ApiError> {
     if actor.can(permission) {
