@@ -256,6 +256,245 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/customers/classification-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The value classification rules (`is_default` until an administrator saves some). Needs
+         *     `customer.classify`.
+         */
+        get: operations["get_classification_rules"];
+        /**
+         * Replace the rules (validated: ranges, no repeated bands, tiers from the `customer_value_tier`
+         *     dictionary, one tier from 0 points). Saving rules also turns on the daily classification.
+         *     Needs `customer.classify`.
+         */
+        put: operations["put_classification_rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/classify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute every customer's value tier now (a job; also daily once rules are saved). Needs
+         *     `customer.classify`; returns the job to follow.
+         */
+        post: operations["classify_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Customers that look like duplicates of the values given: the ones the caller may read, with
+         *     the keys they share (`credit_code`, `name`, `phone`, `email`; normalised — full-width, case,
+         *     spaces, brackets, legal suffixes like 有限公司, `+86`), and a count of those the caller may not
+         *     see.
+         */
+        post: operations["find_customer_duplicates"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge two or more customers: contacts, follow-ups, care actions and converted leads move to
+         *     the target; the target takes chosen values and fills its empty fields from the sources; the
+         *     sources go to the recycle bin marked `merged_into_id`; audit entries on every record. Needs
+         *     `update` on the target and `delete` on each source.
+         */
+        post: operations["merge_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/merges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Merges into customers the caller may read, newest first. */
+        get: operations["list_customer_merges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/merges/{id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo a merge: the sources come back from the recycle bin, the records moved by the merge go
+         *     back (unless moved elsewhere since) and the target's overwritten values are restored.
+         *     Refused with 409 `merge_undo_conflict` (each reason in `details.conflicts`) when that would
+         *     lose later work, and 409 `merge_already_undone` the second time.
+         */
+        post: operations["undo_customer_merge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/pool": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Customers in the pool that the caller may see (paged like any list; same parameters). */
+        get: operations["list_pool"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/reclaim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run the automatic reclaim now (it also runs daily while `pool.reclaim_after_days` is set).
+         *     Needs `customer.reclaim`; returns the job to follow.
+         */
+        post: operations["reclaim_customers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Customers counted per value of one dimension, largest first, with labels for a chart. */
+        get: operations["customer_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/stats/growth": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** New customers per day, week or month (China time) with a cumulative count. */
+        get: operations["customer_growth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim a customer from the pool: the caller becomes its owner. Needs `customer.claim`;
+         *     refused with `not_in_pool` when it has an owner and `pool_limit_reached` at the limit.
+         */
+        post: operations["claim_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/customers/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a customer back to the pool, with a reason. Needs the update permission on it (its
+         *     owner, or a manager whose scope covers it); `not_owned` when it is in the pool already.
+         */
+        post: operations["release_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/exports/{id}": {
         parameters: {
             query?: never;
@@ -1082,6 +1321,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/regions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * China's provinces, cities and districts: the whole tree for the cascader
+         *     (`[{code, name, children}]`), or with `parent` the children of one region. Cacheable for
+         *     an hour (ETag).
+         */
+        get: operations["list_regions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/views": {
         parameters: {
             query?: never;
@@ -1242,6 +1502,20 @@ export interface components {
          * @enum {string}
          */
         DuplicatePolicy: "skip" | "update" | "create";
+        /** @description The values of a would-be customer to compare with the existing ones. */
+        DuplicateQuery: {
+            name?: string | null;
+            phone?: string | null;
+            email?: string | null;
+            credit_code?: string | null;
+            /** @description The customer being edited, which is not its own duplicate. */
+            exclude_id?: string | null;
+            /**
+             * Format: int32
+             * @description Most matches to return (1–100, default 20); `visible_count` tells how many there are.
+             */
+            limit?: number | null;
+        };
         /** @description The error object. `fields` maps each bad field to its messages, `field_codes` to its codes. */
         ErrorBody: {
             /** @description Stable machine-readable code, e.g. `validation_failed`, `version_conflict`. */
@@ -1342,7 +1616,8 @@ export interface components {
             duplicate_policy?: null | components["schemas"]["DuplicatePolicy"];
             /**
              * @description Field that identifies an existing record (default: `id` if mapped, else a mapped unique
-             *     field, else the object's title field).
+             *     field, else the object's title field). For customers, `duplicate_keys` (the default when
+             *     `id` is not mapped) matches by normalised credit code, then name, phone, email.
              */
             match_on?: string | null;
         };
@@ -1372,6 +1647,29 @@ export interface components {
             mapping: Record<string, never>;
             /** @description Remember these choices for the next import of this object (default true). */
             save?: boolean | null;
+        };
+        /** @description Which customers to merge. */
+        MergeBody: {
+            /** @description The customer that stays. */
+            target_id: string;
+            /** @description The customers merged into it (1–20); they go to the recycle bin. */
+            source_ids: string[];
+            /**
+             * @description Field → source id whose value the target takes, even over its own value. Fields not named
+             *     here keep the target's value, or take the first source's value when the target's is empty.
+             */
+            fields?: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description The target's version as read; a later change makes the merge fail with 409.
+             */
+            target_version?: number | null;
+            /** @description Each source's version as read. */
+            source_versions?: {
+                [key: string]: number;
+            };
         };
         /** @description A permission that belongs to no object (`audit.read`). */
         ModulePermission: {
@@ -1428,12 +1726,34 @@ export interface components {
             fields?: string[] | null;
             total?: string | null;
         };
+        /** @description A region of the cascader. */
+        RegionView: {
+            code: string;
+            name: string;
+            /**
+             * Format: int64
+             * @description 1 province, 2 city, 3 district.
+             */
+            level: number;
+            parent_code?: string | null;
+            /** @description Whether it has children (for lazy cascaders). */
+            has_children: boolean;
+        };
         RegisterBody: {
             username: string;
             display_name: string;
             email: string;
             mobile?: string | null;
             password: string;
+        };
+        ReleaseBody: {
+            /** @description Why the customer goes back to the pool (kept on the customer and in its history). */
+            reason: string;
+            /**
+             * Format: int64
+             * @description The version the caller saw (optional; a stale one is a version conflict).
+             */
+            version?: number | null;
         };
         ResetBody: {
             token: string;
@@ -2016,6 +2336,38 @@ export interface components {
              */
             last_contacted_at?: string;
             /**
+             * 价值等级
+             * @description Value tier (select)
+             */
+            value_tier?: string;
+            /**
+             * 累计成交金额
+             * @description Total amount (money)
+             */
+            total_amount?: {
+                /** @description minor units (分) */
+                amount: number;
+                /** @description ISO 4217, default CNY */
+                currency?: string;
+            };
+            /**
+             * 领取时间
+             * Format: date-time
+             * @description Claimed at (date_time)
+             */
+            claimed_at?: string;
+            /**
+             * 退回公海时间
+             * Format: date-time
+             * @description Returned to pool at (date_time)
+             */
+            released_at?: string;
+            /**
+             * 退回原因
+             * @description Reason returned (text)
+             */
+            release_reason?: string;
+            /**
              * 标签
              * @description Tags
              */
@@ -2037,6 +2389,12 @@ export interface components {
              * @description Remark (long_text)
              */
             remark?: string;
+            /**
+             * 已合并到
+             * Format: uuid
+             * @description Merged into (relation)
+             */
+            merged_into_id?: string;
         };
         /**
          * 客户
@@ -2159,6 +2517,16 @@ export interface components {
              * @description Last contacted (date_time)
              */
             last_contacted_at?: string;
+            /**
+             * 累计成交金额
+             * @description Total amount (money)
+             */
+            total_amount?: {
+                /** @description minor units (分) */
+                amount: number;
+                /** @description ISO 4217, default CNY */
+                currency?: string;
+            };
             /**
              * 标签
              * @description Tags
@@ -3524,6 +3892,537 @@ export interface operations {
             };
         };
     };
+    get_classification_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{rules, is_default}`: window_days, amount / frequency bands `{min, points}`, recency bands `{max_days, points}`, tiers `{tier, min_points}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_classification_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description `{window_days, amount: [{min, points}], frequency: [{min, points}], recency: [{max_days, points}], tiers: [{tier, min_points}]}`; amounts in yuan */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The saved rules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    classify_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queued job: `{job_id}` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    find_customer_duplicates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DuplicateQuery"];
+            };
+        };
+        responses: {
+            /** @description `{matches: [{record, matched_on}], visible_count, hidden_count}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    merge_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeBody"];
+            };
+        };
+        responses: {
+            /** @description `{merge, target, moved}`: the merge record, the target afterwards, moved records per object */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_customer_merges: {
+        parameters: {
+            query?: {
+                /** @description Only merges into this customer. */
+                target_id?: string;
+                /** @description The previous page's `meta.next_before`. */
+                before?: string;
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Merges with target, sources, changed fields, moved count, status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    undo_customer_merge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{merge, target, moved, kept}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_pool: {
+        parameters: {
+            query?: {
+                /** @description Quick search over the object's search fields. */
+                q?: string;
+                /** @description Filter as JSON, e.g. `{"and":[{"field":"city","op":"eq","value":"北京"}]}`. */
+                filter?: string;
+                /** @description Sort keys, `-` for descending: `-created_at,name`. */
+                sort?: string;
+                /** @description Page size, 1–500 (default 20). */
+                limit?: number;
+                /** @description Cursor from the previous page's `meta.next_cursor`. */
+                cursor?: string;
+                /** @description 1-based page number (offset pagination) instead of a cursor. */
+                page?: number;
+                /** @description Comma-separated field keys to return. */
+                fields?: string;
+                /** @description `capped` (default: exact up to 10,000), `exact`, or `none`. */
+                total?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of customers without an owner */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    reclaim_customers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queued job: `{job_id}` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    customer_stats: {
+        parameters: {
+            query?: {
+                /**
+                 * @description customer_type, source, level, value_tier, industry, credit_status, status, province,
+                 *     city, owner or department.
+                 */
+                by?: string;
+                /** @description The list's filter syntax (JSON), e.g. `{"field":"province","op":"eq","value":"广东省"}`. */
+                filter?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{by, field, label, total, groups: [{value, label, count}]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unknown_dimension */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    customer_growth: {
+        parameters: {
+            query?: {
+                /** @description `month` (default), `week` (weeks start on Monday) or `day`. */
+                interval?: string;
+                /** @description First day, `YYYY-MM-DD` (China time). Default: 12 months, 12 weeks or 30 days back. */
+                from?: string;
+                /** @description Last day, inclusive, `YYYY-MM-DD`. Default: today. */
+                to?: string;
+                /** @description The list's filter syntax (JSON). */
+                filter?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{interval, from, to, base, total, buckets: [{period, start, count, cumulative}]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    claim_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The claimed customer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    release_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseBody"];
+            };
+        };
+        responses: {
+            /** @description The released customer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_export: {
         parameters: {
             query?: never;
@@ -3831,7 +4730,10 @@ export interface operations {
     list_import_errors: {
         parameters: {
             query?: {
-                /** @description `dry_run` or `commit` (default: the latest phase that ran). */
+                /**
+                 * @description `dry_run` or `commit` (default: the latest phase that ran), or `duplicates`: the rows
+                 *     of a customer dry run that duplicate an existing customer or an earlier row.
+                 */
                 phase?: string;
                 /** @description Continue after this row number. */
                 after_row?: number;
@@ -3859,7 +4761,10 @@ export interface operations {
     download_import_errors: {
         parameters: {
             query?: {
-                /** @description `dry_run` or `commit` (default: the latest phase that ran). */
+                /**
+                 * @description `dry_run` or `commit` (default: the latest phase that ran), or `duplicates`: the rows
+                 *     of a customer dry run that duplicate an existing customer or an earlier row.
+                 */
                 phase?: string;
                 /** @description Continue after this row number. */
                 after_row?: number;
@@ -4652,7 +5557,13 @@ export interface operations {
     };
     create_record: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Customers only: save even though the name, phone or email matches an existing customer
+                 *     (without it such a create gets 409 `duplicate_suspected` listing the matches).
+                 */
+                confirm_duplicates?: boolean;
+            };
             header?: never;
             path: {
                 object: string;
@@ -4682,6 +5593,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description duplicate_suspected (customers) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5226,6 +6146,45 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_regions: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Code of a province or city: its children only (no grandchildren). Without it the whole
+                 *     province → city → district tree.
+                 */
+                parent?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The region tree, or the children of `parent` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (If-None-Match) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
