@@ -19,7 +19,8 @@ describe('menu from server metadata', () => {
   it('puts each object in the group the server names, unknown ones under Other', () => {
     const nav = buildNav(objects, { can: () => true, isAdmin: true }, (x) => x.key)
     const keys = Object.fromEntries(nav.map((g) => [g.key, g.items.map((i) => i.key)]))
-    expect(keys.customers).toEqual(['customer', 'contact'])
+    expect(keys.customers).toEqual(['customer', 'contact', 'customer-pool', 'customer-merges'])
+    expect(keys.analytics).toEqual(['customer-stats'])
     expect(keys.sales).toEqual(['opportunity'])
     expect(keys.other).toEqual(['gadget'])
     expect(keys.system?.slice(0, 3)).toEqual(['users', 'roles', 'warehouse_bin'])

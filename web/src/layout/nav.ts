@@ -89,6 +89,21 @@ export function buildNav(objects: ObjectDef[], access: Access, objectLabel: (o: 
     const items = readable.filter((o) => o.module === g.key).map(item)
     if (items.length) groups.push({ key: g.key, titleKey: `nav.${g.key}`, icon: g.icon, items })
   }
+  // Customer pages beyond the generic list (issue 5): the pool and merges next to the customer
+  // list, the customer statistics report under analytics.
+  const customer = readable.find((o) => o.key === 'customer')
+  if (customer) {
+    const home = groups.find((g) => g.items.some((i) => i.key === 'customer'))
+    home?.items.push({ key: 'customer-pool', titleKey: 'nav.customerPool', path: '/customers/pool' })
+    if (access.can('customer', 'update')) home?.items.push({ key: 'customer-merges', titleKey: 'nav.customerMerges', path: '/customers/merges' })
+    let analytics = groups.find((g) => g.key === 'analytics')
+    if (!analytics) {
+      analytics = { key: 'analytics', titleKey: 'nav.analytics', icon: DataAnalysis, items: [] }
+      const before = groups.findIndex((g) => GROUPS.findIndex((x) => x.key === g.key) > GROUPS.findIndex((x) => x.key === 'analytics'))
+      groups.splice(before < 0 ? groups.length : before, 0, analytics)
+    }
+    analytics.items.push({ key: 'customer-stats', titleKey: 'nav.customerStats', path: '/reports/customers' })
+  }
   const other = readable.filter((o) => !isSystemObject(o) && !known.has(o.module ?? '')).map(item)
   if (other.length) groups.push({ key: 'other', titleKey: 'nav.other', icon: Grid, items: other })
 

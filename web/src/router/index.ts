@@ -34,6 +34,11 @@ const routes: RouteRecordRaw[] = [
     children: [
       { path: 'workbench', name: 'workbench', component: () => import('@/modules/workbench/WorkbenchPage.vue'), meta: { titleKey: 'nav.workbench' } },
       { path: 'records/:object', name: 'record-list', component: () => import('@/modules/records/RecordListPage.vue'), props: true },
+      { path: 'customers/pool', component: () => import('@/modules/customers/PoolPage.vue'), meta: { titleKey: 'nav.customerPool', perm: ['customer', 'read'] } },
+      { path: 'customers/merges', component: () => import('@/modules/customers/MergesPage.vue'), meta: { titleKey: 'nav.customerMerges', perm: ['customer', 'read'] } },
+      { path: 'customers/:id/360', name: 'customer-360', component: () => import('@/modules/customers/Customer360Page.vue'), props: true, meta: { titleKey: 'customers.c360.title', perm: ['customer', 'read'] } },
+      { path: 'reports/customers', component: () => import('@/modules/customers/CustomerReportPage.vue'), meta: { titleKey: 'nav.customerStats', group: 'analytics', perm: ['customer', 'read'] } },
+      { path: 'records/:object/import', name: 'record-import', component: () => import('@/modules/customers/ImportPage.vue'), props: true },
       { path: 'records/:object/new', name: 'record-new', component: () => import('@/modules/records/RecordFormPage.vue'), props: true },
       { path: 'records/:object/recycle-bin', name: 'recycle-bin', component: () => import('@/modules/records/RecycleBinPage.vue'), props: true },
       { path: 'records/:object/:id', name: 'record-detail', component: () => import('@/modules/records/RecordDetailPage.vue'), props: true },
@@ -95,7 +100,7 @@ export async function guard(to: RouteLocationNormalized) {
   if (to.meta.perm && !auth.can(to.meta.perm[0], to.meta.perm[1])) return { name: 'forbidden' }
   const object = typeof to.params.object === 'string' ? to.params.object : null
   if (object && meta.object(object)) {
-    const action = to.name === 'record-new' ? 'create' : to.name === 'record-edit' ? 'update' : 'read'
+    const action = to.name === 'record-new' ? 'create' : to.name === 'record-edit' ? 'update' : to.name === 'record-import' ? 'import' : 'read'
     if (!auth.can(object, action)) return { name: 'forbidden' }
   }
   return true

@@ -1,63 +1,41 @@
-// A static province → city → district list for the region cascader. It covers every
-// provincial-level division and its main cities; the server-side region table (PRODUCT.md
-// "regions (import of province/city/district lists)") will replace it.
+// The province → city → district tree for the region cascader, from the server's region table
+// (`GET /api/v1/regions`, docs/CUSTOMERS.md). Loaded once per page load and shared: the server
+// also sends Cache-Control/ETag, so a reload is cheap. Customers keep region *names*, so the
+// cascader's values are names.
+import { ref } from 'vue'
+import { customersApi, type RegionTreeNode } from '@/api/customers'
+
 export interface RegionNode {
   value: string
   label: string
   children?: RegionNode[]
 }
 
-// Compact source: "省|市:区,区;市:区" (districts optional).
-const SOURCE: string[] = [
-  '北京市|北京市:东城区,西城区,朝阳区,丰台区,石景山区,海淀区,门头沟区,房山区,通州区,顺义区,昌平区,大兴区,怀柔区,平谷区,密云区,延庆区',
-  '天津市|天津市:和平区,河东区,河西区,南开区,河北区,红桥区,东丽区,西青区,津南区,北辰区,武清区,宝坻区,滨海新区,宁河区,静海区,蓟州区',
-  '上海市|上海市:黄浦区,徐汇区,长宁区,静安区,普陀区,虹口区,杨浦区,闵行区,宝山区,嘉定区,浦东新区,金山区,松江区,青浦区,奉贤区,崇明区',
-  '重庆市|重庆市:渝中区,江北区,南岸区,九龙坡区,沙坪坝区,大渡口区,渝北区,巴南区,北碚区,万州区,涪陵区',
-  '河北省|石家庄市:长安区,桥西区,新华区,裕华区;唐山市;秦皇岛市;邯郸市;邢台市;保定市;张家口市;承德市;沧州市;廊坊市;衡水市',
-  '山西省|太原市:小店区,迎泽区,杏花岭区,万柏林区;大同市;阳泉市;长治市;晋城市;朔州市;晋中市;运城市;忻州市;临汾市;吕梁市',
-  '内蒙古自治区|呼和浩特市;包头市;乌海市;赤峰市;通辽市;鄂尔多斯市;呼伦贝尔市;巴彦淖尔市;乌兰察布市',
-  '辽宁省|沈阳市:和平区,沈河区,大东区,皇姑区,铁西区;大连市:中山区,西岗区,沙河口区,甘井子区;鞍山市;抚顺市;本溪市;丹东市;锦州市;营口市;阜新市;辽阳市;盘锦市;铁岭市;朝阳市;葫芦岛市',
-  '吉林省|长春市:南关区,宽城区,朝阳区,二道区,绿园区;吉林市;四平市;辽源市;通化市;白山市;松原市;白城市',
-  '黑龙江省|哈尔滨市:道里区,南岗区,道外区,香坊区;齐齐哈尔市;鸡西市;鹤岗市;双鸭山市;大庆市;伊春市;佳木斯市;七台河市;牡丹江市;黑河市;绥化市',
-  '江苏省|南京市:玄武区,秦淮区,建邺区,鼓楼区,浦口区,栖霞区,雨花台区,江宁区;无锡市;徐州市;常州市;苏州市:姑苏区,虎丘区,吴中区,相城区,吴江区,工业园区;南通市;连云港市;淮安市;盐城市;扬州市;镇江市;泰州市;宿迁市',
-  '浙江省|杭州市:上城区,拱墅区,西湖区,滨江区,萧山区,余杭区;宁波市;温州市;嘉兴市;湖州市;绍兴市;金华市;衢州市;舟山市;台州市;丽水市',
-  '安徽省|合肥市:瑶海区,庐阳区,蜀山区,包河区;芜湖市;蚌埠市;淮南市;马鞍山市;淮北市;铜陵市;安庆市;黄山市;滁州市;阜阳市;宿州市;六安市;亳州市;池州市;宣城市',
-  '福建省|福州市:鼓楼区,台江区,仓山区,晋安区;厦门市:思明区,湖里区,集美区,海沧区;莆田市;三明市;泉州市;漳州市;南平市;龙岩市;宁德市',
-  '江西省|南昌市:东湖区,西湖区,青云谱区,青山湖区;景德镇市;萍乡市;九江市;新余市;鹰潭市;赣州市;吉安市;宜春市;抚州市;上饶市',
-  '山东省|济南市:历下区,市中区,槐荫区,天桥区,历城区;青岛市:市南区,市北区,黄岛区,崂山区,李沧区,城阳区;淄博市;枣庄市;东营市;烟台市;潍坊市;济宁市;泰安市;威海市;日照市;临沂市;德州市;聊城市;滨州市;菏泽市',
-  '河南省|郑州市:中原区,二七区,管城回族区,金水区,上街区,惠济区;开封市;洛阳市;平顶山市:新华区,卫东区,石龙区,湛河区,宝丰县,叶县,鲁山县,郏县,舞钢市,汝州市;安阳市;鹤壁市;新乡市;焦作市;濮阳市;许昌市;漯河市;三门峡市;南阳市;商丘市;信阳市;周口市;驻马店市;济源市',
-  '湖北省|武汉市:江岸区,江汉区,硚口区,汉阳区,武昌区,青山区,洪山区;黄石市;十堰市;宜昌市;襄阳市;鄂州市;荆门市;孝感市;荆州市;黄冈市;咸宁市;随州市',
-  '湖南省|长沙市:芙蓉区,天心区,岳麓区,开福区,雨花区;株洲市;湘潭市;衡阳市;邵阳市;岳阳市;常德市;张家界市;益阳市;郴州市;永州市;怀化市;娄底市',
-  '广东省|广州市:荔湾区,越秀区,海珠区,天河区,白云区,黄埔区,番禺区,花都区,南沙区;深圳市:罗湖区,福田区,南山区,宝安区,龙岗区,盐田区,龙华区;珠海市;汕头市;佛山市;韶关市;湛江市;肇庆市;江门市;茂名市;惠州市;梅州市;汕尾市;河源市;阳江市;清远市;东莞市;中山市;潮州市;揭阳市;云浮市',
-  '广西壮族自治区|南宁市;柳州市;桂林市;梧州市;北海市;防城港市;钦州市;贵港市;玉林市;百色市;贺州市;河池市;来宾市;崇左市',
-  '海南省|海口市;三亚市;三沙市;儋州市',
-  '四川省|成都市:锦江区,青羊区,金牛区,武侯区,成华区,龙泉驿区,双流区;自贡市;攀枝花市;泸州市;德阳市;绵阳市;广元市;遂宁市;内江市;乐山市;南充市;眉山市;宜宾市;广安市;达州市;雅安市;巴中市;资阳市',
-  '贵州省|贵阳市;六盘水市;遵义市;安顺市;毕节市;铜仁市',
-  '云南省|昆明市;曲靖市;玉溪市;保山市;昭通市;丽江市;普洱市;临沧市',
-  '西藏自治区|拉萨市;日喀则市;昌都市;林芝市;山南市;那曲市',
-  '陕西省|西安市:新城区,碑林区,莲湖区,雁塔区,未央区,长安区;铜川市;宝鸡市;咸阳市;渭南市;延安市;汉中市;榆林市;安康市;商洛市',
-  '甘肃省|兰州市;嘉峪关市;金昌市;白银市;天水市;武威市;张掖市;平凉市;酒泉市;庆阳市;定西市;陇南市',
-  '青海省|西宁市;海东市',
-  '宁夏回族自治区|银川市;石嘴山市;吴忠市;固原市;中卫市',
-  '新疆维吾尔自治区|乌鲁木齐市;克拉玛依市;吐鲁番市;哈密市',
-  '香港特别行政区|香港',
-  '澳门特别行政区|澳门',
-  '台湾省|台北市;新北市;台中市;台南市;高雄市',
-]
+/** Server tree → cascader options (names as values; leaves have no `children`). */
+export function toCascader(nodes: RegionTreeNode[]): RegionNode[] {
+  return nodes.map((n) => {
+    const out: RegionNode = { value: n.name, label: n.name }
+    if (n.children?.length) out.children = toCascader(n.children)
+    return out
+  })
+}
 
-export const REGIONS: RegionNode[] = SOURCE.map((line) => {
-  const [province = '', rest = ''] = line.split('|')
-  return {
-    value: province,
-    label: province,
-    children: rest.split(';').map((c) => {
-      const [city = '', districts] = c.split(':')
-      const node: RegionNode = { value: city, label: city }
-      if (districts) node.children = districts.split(',').map((d) => ({ value: d, label: d }))
-      return node
-    }),
+export const regionTree = ref<RegionNode[]>([])
+let pending: Promise<RegionNode[]> | null = null
+
+/** Loads the tree once; later calls share the same promise. A failure can be retried. */
+export function loadRegions(): Promise<RegionNode[]> {
+  if (!pending) {
+    pending = customersApi
+      .regions()
+      .then((tree) => (regionTree.value = toCascader(tree)))
+      .catch((e: unknown) => {
+        pending = null
+        throw e
+      })
   }
-})
+  return pending
+}
 
 /** The object has the three text fields the cascader writes to. */
 export function hasRegionFields(keys: string[]): boolean {
