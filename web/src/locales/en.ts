@@ -589,6 +589,7 @@ const en: typeof zh = {
       title: 'Customer 360°',
       open: '360° view',
       short: '360°',
+      convertedCustomer: 'Open the new customer',
       detail: 'Customer details',
       addContact: 'Add contact',
       addFollowUp: 'Add follow-up',

@@ -587,6 +587,7 @@ export default {
       title: '客户 360° 视图',
       open: '360° 视图',
       short: '360°',
+      convertedCustomer: '查看转化的客户',
       detail: '客户详情',
       addContact: '添加联系人',
       addFollowUp: '添加跟进',
