@@ -319,13 +319,15 @@ async fn one(
         ),
         "create" => (
             Method::POST,
-            "/api/v1/records/customer".into(),
+            // Bench customers share an address and a name pattern by design: confirm past the
+            // duplicate warning, as a user would.
+            "/api/v1/records/customer?confirm_duplicates=true".into(),
             vec![],
             Some(json!({
                 "name": format!("压测客户{worker}-{n}-{}", std::process::id()),
                 "customer_type": "enterprise",
                 "province": "河南省", "city": "郑州市", "district": "金水区",
-                "phone": format!("1380000{:04}", n % 10_000),
+                "phone": format!("139{:08}", (worker as u64 * 1_000_000 + n) % 100_000_000),
                 "registered_capital": 10_000_000,
             })),
         ),

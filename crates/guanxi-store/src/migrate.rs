@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0009_saved_views_and_files"),
     migration!("0011_scoped_list_indexes"),
     migration!("0012_search_terms_without_rowid"),
+    migration!("0014_customer_filter_index"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

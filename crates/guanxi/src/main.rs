@@ -183,11 +183,20 @@ fn main() -> anyhow::Result<()> {
                 batch,
             } => {
                 let engine = guanxi_server::app::open_engine(&config).await?;
+                // Generated records are indexed as they are written; bring the indexes of what
+                // is already there up to date first (instant on a new database) so that the
+                // server does not rebuild the whole dataset on its first start.
+                if !engine.search_index_current().await? {
+                    engine.rebuild_search_index().await?;
+                }
+                if !engine.duplicate_keys_current().await? {
+                    engine.rebuild_duplicate_keys().await?;
+                }
                 let summary = match size {
                     None => guanxi_server::demo::generate(&engine, &config, customers, seed).await?,
                     Some(size) => {
                         let n = guanxi_server::demo::size_customers(&size)
-                            .ok_or_else(|| anyhow::anyhow!("--size must be S, M or L, not {size}"))?;
+                            .ok_or_else(|| anyhow::anyhow!("--size must be S, M, L or a number, not {size}"))?;
                         let started = std::time::Instant::now();
                         guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {
                             if done % 10_000 == 0 || done == n {

@@ -18,7 +18,7 @@ use sqlx::Row;
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
 use super::scope::{check_query_fields, push_read_scope, require, view_of};
-use super::search::{SEARCH_CANDIDATES, push_search};
+use super::search::candidates;
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
 
@@ -130,10 +130,24 @@ impl Engine {
         let sort = effective_sort(&object, &query.sort)?;
         let sort_sig = sort_signature(&sort);
 
+        // A quick search first finds its bounded candidate set; the page and the total are then
+        // taken from those ids alone.
+        let found = match (searching, search_text) {
+            (true, Some(text)) => Some(
+                candidates(self.db.reader(), backend, &object, text, |sub| {
+                    push_bin(sub, query.deleted);
+                    push_conditions(sub, &object, query, actor, scope);
+                })
+                .await?,
+            ),
+            _ => None,
+        };
+        let found_ids = found.as_ref().map(|(ids, _)| ids.as_slice());
+
         let mut sql = Sql::of(backend, "SELECT ");
         push_select_list(&mut sql, &object);
         sql.push(" FROM ").ident(&object.table).push(" WHERE ");
-        push_where(&mut sql, &object, query, actor, scope, indexed);
+        push_where(&mut sql, &object, query, actor, scope, found_ids);
         if let Some(cursor) = &query.cursor {
             let values = decode_cursor(cursor, &sort_sig, &sort)?;
             sql.push(" AND ");
@@ -178,13 +192,16 @@ impl Engine {
             _ => None,
         };
 
-        let (total, total_exact) = match query.total {
-            TotalMode::None => (None, false),
-            TotalMode::Capped | TotalMode::Exact => {
+        let (total, total_exact) = match (query.total, &found) {
+            (TotalMode::None, _) => (None, false),
+            // The candidates already satisfy every condition: their number is the total, exact
+            // unless the bound cut the walk short.
+            (_, Some((ids, truncated))) => (Some(i64::try_from(ids.len()).unwrap_or(i64::MAX)), !truncated),
+            (TotalMode::Capped | TotalMode::Exact, None) => {
                 let cap = (query.total == TotalMode::Capped).then_some(DEFAULT_TOTAL_CAP);
                 let mut count = Sql::of(backend, "SELECT count(*) AS n FROM (SELECT 1 FROM ");
                 count.ident(&object.table).push(" WHERE ");
-                push_where(&mut count, &object, query, actor, scope, indexed);
+                push_where(&mut count, &object, query, actor, scope, None);
                 if let Some(cap) = cap {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
@@ -198,9 +215,6 @@ impl Engine {
                             self.capped_totals.remember(&count);
                             (Some(cap), false)
                         }
-                        // A search ranks a bounded candidate set; a total that fills it is a
-                        // lower bound.
-                        _ if searching && n >= SEARCH_CANDIDATES => (Some(n), false),
                         _ => (Some(n), true),
                     }
                 }
@@ -324,28 +338,36 @@ fn push_keyset(sql: &mut Sql, sort: &[SortKey], values: &[Bind]) {
     sql.push(")");
 }
 
-/// The WHERE clause shared by the page query and the count.
-fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope, indexed: bool) {
-    sql.push(if query.deleted {
+/// The WHERE clause shared by the page query and the count. `found` holds a quick search's
+/// candidates (see `search::candidates`), which already satisfy the list's conditions.
+fn push_where(
+    sql: &mut Sql,
+    object: &ObjectDef,
+    query: &ListQuery,
+    actor: &Actor,
+    scope: Scope,
+    found: Option<&[String]>,
+) {
+    let bin = if query.deleted {
         "\"deleted_at\" IS NOT NULL"
     } else {
         "\"deleted_at\" IS NULL"
-    });
+    };
+    sql.push(bin);
+    if let Some(ids) = found {
+        if ids.is_empty() {
+            sql.push(" AND 1 = 0");
+        } else {
+            sql.push(" AND \"id\" IN (")
+                .bind_list(ids.iter().map(|id| Bind::Text(id.clone())))
+                .push(")");
+        }
+        return;
+    }
     push_conditions(sql, object, query, actor, scope);
     if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        if indexed && !object.search_fields.is_empty() {
-            push_search(sql, object, text, |sub| {
-                sub.push(if query.deleted {
-                    " AND \"deleted_at\" IS NOT NULL"
-                } else {
-                    " AND \"deleted_at\" IS NULL"
-                });
-                push_conditions(sub, object, query, actor, scope);
-            });
-            return;
-        }
-        // Fallback for an actor who may not see every search field: a LIKE over the visible
-        // ones (slower, but it cannot reveal hidden values).
+        // Without indexed candidates (an actor who may not see every search field): a LIKE over
+        // the visible search fields — slower, but it cannot reveal hidden values.
         let fields: Vec<&FieldDef> = object.search_fields.iter().filter_map(|k| object.field(k)).collect();
         if !fields.is_empty() {
             let pattern = format!("%{}%", escape_like(text));
@@ -361,6 +383,15 @@ fn push_where(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Acto
             sql.push(")");
         }
     }
+}
+
+/// ` AND "deleted_at" IS [NOT] NULL`: live records or the recycle bin.
+fn push_bin(sql: &mut Sql, deleted: bool) {
+    sql.push(if deleted {
+        " AND \"deleted_at\" IS NOT NULL"
+    } else {
+        " AND \"deleted_at\" IS NULL"
+    });
 }
 
 /// ` AND <scope> AND <filter>`: the conditions of a list besides the recycle bin and search.

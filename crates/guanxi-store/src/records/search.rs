@@ -352,72 +352,94 @@ pub(super) async fn after_lifecycle(
 /// with every other condition of the list applied inside the walk, so a search costs the same
 /// on 10,000 or 1,000,000 records and filters or data scope never lose a match to the bound.
 /// Ranking, the page and the total then work on at most this many rows; a total that reaches
-/// it is reported as a lower bound ("1,000+").
-pub const SEARCH_CANDIDATES: i64 = 1_000;
+/// it is reported as a lower bound ("200+"): quick search is for finding a record, filters are
+/// for counting.
+pub const SEARCH_CANDIDATES: usize = 200;
 
-/// Appends ` AND "id" IN (<the search candidates>)` for a list with `q=`. `push_conditions`
-/// appends the list's other conditions (recycle bin, scope, filter) for the object's table,
-/// starting with `AND`.
-pub(super) fn push_search(sql: &mut Sql, object: &ObjectDef, query: &str, push_conditions: impl Fn(&mut Sql)) {
-    let terms = match plan(query) {
-        Plan::Nothing => {
-            sql.push(" AND 1 = 0");
-            return;
+/// The ids of the records a quick search ranks (at most [`SEARCH_CANDIDATES`], best first, no
+/// duplicates), and whether the bound cut the walk short. `push_conditions` appends the list's
+/// other conditions (recycle bin, scope, filter) for the object's table, starting with `AND`.
+pub(super) async fn candidates(
+    conn: impl sqlx::Acquire<'_, Database = sqlx::Any>,
+    backend: Backend,
+    object: &ObjectDef,
+    query: &str,
+    push_conditions: impl Fn(&mut Sql),
+) -> StoreResult<(Vec<String>, bool)> {
+    let mut conn = conn.acquire().await?;
+    let statements: Vec<Sql> = match plan(query) {
+        Plan::Nothing => Vec::new(),
+        Plan::AllOf(terms) => {
+            // Every term must be present: walk the first term's entries newest first (ids are
+            // time-ordered UUIDs) and probe the others by primary key.
+            let mut sql = walk_start(backend, object);
+            let mut iter = terms.into_iter();
+            sql.push(" AND t0.term = ").bind(iter.next().unwrap_or_default());
+            for (i, term) in iter.enumerate() {
+                let t = format!("t{}", i + 1);
+                sql.push(&format!(
+                    " AND EXISTS (SELECT 1 FROM search_terms {t} WHERE {t}.object = t0.object AND {t}.term = "
+                ))
+                .bind(term)
+                .push(&format!(" AND {t}.record_id = t0.record_id)"));
+            }
+            push_conditions(&mut sql);
+            sql.push(" ORDER BY t0.record_id DESC");
+            vec![sql]
         }
-        Plan::AllOf(terms) => Ok(terms),
-        Plan::AnyPrefix(prefixes) => Err(prefixes),
+        // One range walk per prefix (an OR of ranges defeats SQLite's index use), in index
+        // order: the shortest, i.e. closest, completion of a prefix comes first.
+        Plan::AnyPrefix(prefixes) => prefixes
+            .iter()
+            .map(|p| {
+                let mut sql = walk_start(backend, object);
+                sql.push(" AND t0.term >= ")
+                    .bind(p.as_str())
+                    .push(" AND t0.term < ")
+                    .bind(prefix_end(p));
+                push_conditions(&mut sql);
+                sql
+            })
+            .collect(),
     };
-    // `t0` walks the index; the table is joined so that the other conditions apply inside the
-    // walk. The table's own columns are written unqualified by the condition builders, which is
-    // unambiguous because `search_terms` has none of them.
-    sql.push(" AND \"id\" IN (SELECT t0.record_id FROM search_terms t0 JOIN ")
-        .ident(&object.table)
+    let mut ids: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut truncated = false;
+    for mut sql in statements {
+        let room = SEARCH_CANDIDATES - ids.len();
+        if room == 0 {
+            truncated = true;
+            break;
+        }
+        // One more than there is room for tells whether the walk was cut short.
+        sql.push(" LIMIT ").bind(i64::try_from(room + 1).unwrap_or(i64::MAX));
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let id: String = row.try_get("record_id")?;
+            if seen.contains(&id) {
+                continue;
+            }
+            if ids.len() == SEARCH_CANDIDATES {
+                truncated = true;
+                break;
+            }
+            seen.insert(id.clone());
+            ids.push(id);
+        }
+    }
+    Ok((ids, truncated))
+}
+
+/// `SELECT t0.record_id FROM search_terms t0 JOIN <table> … WHERE t0.object = ?`. The table is
+/// joined so that the list's other conditions apply inside the walk; they name its columns
+/// unqualified, which is unambiguous because `search_terms` has none of them.
+fn walk_start(backend: Backend, object: &ObjectDef) -> Sql {
+    let mut sql = Sql::of(backend, "SELECT t0.record_id FROM search_terms t0 JOIN ");
+    sql.ident(&object.table)
         .push(" ON ")
         .ident(&object.table)
         .push(".\"id\" = t0.record_id WHERE t0.object = ")
         .bind(object.key.as_str());
-    match terms {
-        Ok(all) => {
-            // Every term must be present: walk the first term's entries newest first (ids are
-            // time-ordered UUIDs) and probe the others by primary key.
-            let mut iter = all.into_iter();
-            let first = iter.next().unwrap_or_default();
-            sql.push(" AND t0.term = ").bind(first);
-            for (i, term) in iter.enumerate() {
-                let alias = format!("t{}", i + 1);
-                sql.push(" AND EXISTS (SELECT 1 FROM search_terms ")
-                    .push(&alias)
-                    .push(" WHERE ")
-                    .push(&alias)
-                    .push(".object = t0.object AND ")
-                    .push(&alias)
-                    .push(".term = ")
-                    .bind(term)
-                    .push(" AND ")
-                    .push(&alias)
-                    .push(".record_id = t0.record_id)");
-            }
-            push_conditions(sql);
-            sql.push(" ORDER BY t0.record_id DESC");
-        }
-        Err(prefixes) => {
-            // Terms in index order: the shortest (closest) completion of the prefix comes first.
-            sql.push(" AND (");
-            for (i, p) in prefixes.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                sql.push("(t0.term >= ")
-                    .bind(p.as_str())
-                    .push(" AND t0.term < ")
-                    .bind(prefix_end(p))
-                    .push(")");
-            }
-            sql.push(")");
-            push_conditions(sql);
-        }
-    }
-    sql.push(" LIMIT ").bind(SEARCH_CANDIDATES).push(")");
+    sql
 }
 
 impl Engine {
