@@ -60,9 +60,13 @@ impl Db {
                 };
                 let pragmas = format!(
                     "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous={synchronous}; \
-                     PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;"
+                     PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;"
                 );
-                let write_pragmas = pragmas.clone();
+                // Page caches: 32 MB for the one writer (index inserts touch many pages), 8 MB
+                // for each reader — with a dozen readers the larger figure alone would exceed the
+                // server's memory budget, and the operating system caches the file anyway.
+                let write_pragmas = format!("{pragmas} PRAGMA cache_size=-32000;");
+                let pragmas = format!("{pragmas} PRAGMA cache_size=-8000;");
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(60))

@@ -17,7 +17,7 @@ use sqlx::Row;
 
 use super::Engine;
 use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
-use super::scope::{check_query_fields, push_read_scope, require, view_of};
+use super::scope::{check_query_fields, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search::candidates;
 use crate::error::StoreResult;
 use crate::sql::{Bind, Sql, escape_like};
@@ -112,6 +112,12 @@ impl Engine {
         let scope = require(actor, &full, "read")?;
         let object = view_of(&full, actor);
         check_query_fields(&object, query.filter.as_ref(), &query.sort)?;
+        let scope = ListScope {
+            scope,
+            pool_open: scope != Scope::All
+                && sees_pool(actor, &full)
+                && (query.deleted || self.pool_has_records(&full).await?),
+        };
         // The index may answer only when every search field is visible to the actor; otherwise a
         // hidden value could be probed through the search box.
         let indexed = object.search_fields.len() == full.search_fields.len();
@@ -236,6 +242,17 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Whether any live record of the object is in its public pool (has no owner): one probe of
+    /// the (owner_id, id) index.
+    async fn pool_has_records(&self, object: &ObjectDef) -> StoreResult<bool> {
+        let mut sql = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
+        sql.ident(&object.table)
+            .push(" WHERE \"owner_id\" IS NULL AND \"deleted_at\" IS NULL LIMIT 1");
+        Ok(sql.query().fetch_optional(self.db.reader()).await?.is_some())
+    }
+}
+
 /// The sort actually used: the request's keys (or the object's default) plus `id`.
 fn effective_sort(object: &ObjectDef, requested: &[SortKey]) -> StoreResult<Vec<SortKey>> {
     let mut sort = if requested.is_empty() {
@@ -345,7 +362,7 @@ fn push_where(
     object: &ObjectDef,
     query: &ListQuery,
     actor: &Actor,
-    scope: Scope,
+    scope: ListScope,
     found: Option<&[String]>,
 ) {
     let bin = if query.deleted {
@@ -394,9 +411,23 @@ fn push_bin(sql: &mut Sql, deleted: bool) {
     });
 }
 
+/// The read scope of a list, and whether the public pool widens it.
+#[derive(Debug, Clone, Copy)]
+struct ListScope {
+    scope: Scope,
+    /// The actor sees the object's public pool and the pool holds records. When the pool is
+    /// empty the plain scope condition is used: an `OR "owner_id" IS NULL` would keep the
+    /// database from walking the (department_id, id) index in page order.
+    pool_open: bool,
+}
+
 /// ` AND <scope> AND <filter>`: the conditions of a list besides the recycle bin and search.
-fn push_conditions(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: Scope) {
-    push_read_scope(sql, actor, object, scope);
+fn push_conditions(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: ListScope) {
+    if scope.pool_open {
+        push_read_scope(sql, actor, object, scope.scope);
+    } else {
+        push_scope(sql, actor, scope.scope);
+    }
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
         push_filter(sql, filter);
