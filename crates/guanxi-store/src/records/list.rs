@@ -117,6 +117,7 @@ impl Engine {
             pool_open: scope != Scope::All
                 && sees_pool(actor, &full)
                 && (query.deleted || self.pool_has_records(&full).await?),
+            pool_only: false,
         };
         // The index may answer only when every search field is visible to the actor; otherwise a
         // hidden value could be probed through the search box.
@@ -150,48 +151,84 @@ impl Engine {
         };
         let found_ids = found.as_ref().map(|(ids, _)| ids.as_slice());
 
-        let mut sql = Sql::of(backend, "SELECT ");
-        push_select_list(&mut sql, &object);
-        sql.push(" FROM ").ident(&object.table).push(" WHERE ");
-        push_where(&mut sql, &object, query, actor, scope, found_ids);
-        if let Some(cursor) = &query.cursor {
-            let values = decode_cursor(cursor, &sort_sig, &sort)?;
-            sql.push(" AND ");
-            push_keyset(&mut sql, &sort, &values);
-        }
-        sql.push(" ORDER BY ");
-        if let (true, Some(text), Some(title)) = (ranked, search_text, object.field(&object.title_field)) {
-            sql.push("CASE WHEN ");
-            push_field_expr(&mut sql, title);
-            sql.push(" = ").bind(text).push(" THEN 0 WHEN ");
-            push_field_expr(&mut sql, title);
-            let like = sql.like_keyword();
-            sql.push(like)
-                .bind(format!("{}%", escape_like(text)))
-                .push(" ESCAPE '\\' THEN 1 ELSE 2 END, ");
-        }
-        for (i, k) in sort.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
+        // A list widened by the public pool and sorted by id alone is read as two index walks —
+        // the actor's own scope, then the pool — merged here; one query with `scope OR owner_id
+        // IS NULL` would make the database collect and sort every matching row for each page.
+        let split = scope.pool_open && search_text.is_none() && sort.len() == 1;
+        let parts: Vec<ListScope> = if split {
+            vec![
+                ListScope {
+                    pool_open: false,
+                    ..scope
+                },
+                ListScope {
+                    pool_only: true,
+                    ..scope
+                },
+            ]
+        } else {
+            vec![scope]
+        };
+        let offset = query
+            .page
+            .map_or(0, |page| i64::from(page.max(1) - 1) * i64::from(limit));
+        let mut records = Vec::new();
+        for part in parts {
+            let mut sql = Sql::of(backend, "SELECT ");
+            push_select_list(&mut sql, &object);
+            sql.push(" FROM ").ident(&object.table).push(" WHERE ");
+            push_where(&mut sql, &object, query, actor, part, found_ids);
+            if let Some(cursor) = &query.cursor {
+                let values = decode_cursor(cursor, &sort_sig, &sort)?;
+                sql.push(" AND ");
+                push_keyset(&mut sql, &sort, &values);
             }
-            push_field_expr(&mut sql, &k.field);
-            sql.push(if k.descending { " DESC" } else { " ASC" });
-            if !never_null(&k.field) {
-                sql.push(" NULLS LAST");
+            sql.push(" ORDER BY ");
+            if let (true, Some(text), Some(title)) = (ranked, search_text, object.field(&object.title_field)) {
+                sql.push("CASE WHEN ");
+                push_field_expr(&mut sql, title);
+                sql.push(" = ").bind(text).push(" THEN 0 WHEN ");
+                push_field_expr(&mut sql, title);
+                let like = sql.like_keyword();
+                sql.push(like)
+                    .bind(format!("{}%", escape_like(text)))
+                    .push(" ESCAPE '\\' THEN 1 ELSE 2 END, ");
+            }
+            for (i, k) in sort.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                push_field_expr(&mut sql, &k.field);
+                sql.push(if k.descending { " DESC" } else { " ASC" });
+                if !never_null(&k.field) {
+                    sql.push(" NULLS LAST");
+                }
+            }
+            // One extra row tells whether another page exists without a count.
+            if split {
+                sql.push(" LIMIT ").bind(offset + i64::from(limit) + 1);
+            } else {
+                sql.push(" LIMIT ").bind(i64::from(limit) + 1);
+                if offset > 0 {
+                    sql.push(" OFFSET ").bind(offset);
+                }
+            }
+            for row in sql.query().fetch_all(self.db.reader()).await? {
+                records.push(decode_row(&object, &row, query.deleted)?);
             }
         }
-        // One extra row tells whether another page exists without a count.
-        sql.push(" LIMIT ").bind(i64::from(limit) + 1);
-        if let Some(page) = query.page {
-            let offset = i64::from(page.max(1) - 1) * i64::from(limit);
-            sql.push(" OFFSET ").bind(offset);
+        if split {
+            let id_of = |r: &Record| r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+            records.sort_by_key(id_of);
+            if sort.first().is_some_and(|k| k.descending) {
+                records.reverse();
+            }
+            // A record of the actor's department without an owner is in both walks.
+            records.dedup_by_key(|r| id_of(r));
+            records.drain(..usize::try_from(offset).unwrap_or(0).min(records.len()));
         }
-        let rows = sql.query().fetch_all(self.db.reader()).await?;
-        let has_more = rows.len() > limit as usize;
-        let mut records = Vec::with_capacity(rows.len().min(limit as usize));
-        for row in rows.iter().take(limit as usize) {
-            records.push(decode_row(&object, row, query.deleted)?);
-        }
+        let has_more = records.len() > limit as usize;
+        records.truncate(limit as usize);
         // Ranked search pages by `page` (a cursor cannot carry the rank).
         let next_cursor = match (has_more && !ranked, records.last(), query.page) {
             (true, Some(last), None) => Some(encode_cursor(&sort_sig, &sort, last)),
@@ -419,11 +456,15 @@ struct ListScope {
     /// empty the plain scope condition is used: an `OR "owner_id" IS NULL` would keep the
     /// database from walking the (department_id, id) index in page order.
     pool_open: bool,
+    /// Only the pool (`owner_id IS NULL`): one of the two walks of a split list.
+    pool_only: bool,
 }
 
 /// ` AND <scope> AND <filter>`: the conditions of a list besides the recycle bin and search.
 fn push_conditions(sql: &mut Sql, object: &ObjectDef, query: &ListQuery, actor: &Actor, scope: ListScope) {
-    if scope.pool_open {
+    if scope.pool_only {
+        sql.push(" AND \"owner_id\" IS NULL");
+    } else if scope.pool_open {
         push_read_scope(sql, actor, object, scope.scope);
     } else {
         push_scope(sql, actor, scope.scope);

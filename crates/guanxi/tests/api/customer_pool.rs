@@ -439,3 +439,70 @@ async fn classification_rules_are_validated_and_the_job_sets_tiers_by_them() {
         typed.text
     );
 }
+
+/// A salesperson's list is read as two index walks (own department, then the pool) merged by
+/// id; pages by cursor and by page number still give every visible customer exactly once, newest
+/// first, including a department customer without an owner (which both walks find).
+#[tokio::test]
+async fn lists_widened_by_the_pool_page_through_every_record_once_in_order() {
+    let app = spawn_app().await;
+    let (east, west) = (
+        department(&app, "华东分公司").await,
+        department(&app, "华西分公司").await,
+    );
+    let (_, me) = app.user("sales_east", &["salesperson"], Some(&east), None).await;
+    let (other_id, _) = app.user("sales_west", &["salesperson"], Some(&west), None).await;
+    let mut visible = Vec::new();
+    for i in 0..5 {
+        let pool = app
+            .create(
+                "customer",
+                json!({"name": format!("公海客户{i}"), "owner_id": null, "department_id": west}),
+            )
+            .await;
+        visible.push(s(&pool, "id").to_owned());
+        let mine = me.create("customer", json!({"name": format!("我的客户{i}")})).await;
+        visible.push(s(&mine, "id").to_owned());
+        app.create(
+            "customer",
+            json!({"name": format!("别人的客户{i}"), "owner_id": other_id, "department_id": west}),
+        )
+        .await;
+    }
+    let unowned_here = app
+        .create(
+            "customer",
+            json!({"name": "本部门公海客户", "owner_id": null, "department_id": east}),
+        )
+        .await;
+    visible.push(s(&unowned_here, "id").to_owned());
+    visible.sort();
+    visible.reverse();
+
+    let mut by_cursor = Vec::new();
+    let mut path = "/api/v1/records/customer?limit=3&total=exact".to_owned();
+    loop {
+        let page = me.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert_eq!(page.body["meta"]["total"], 11, "{}", page.text);
+        for r in page.data().as_array().expect("rows") {
+            by_cursor.push(s(r, "id").to_owned());
+        }
+        match page.body["meta"]["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/records/customer?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(by_cursor, visible, "cursor pages: each visible customer once, newest first");
+
+    let mut by_page = Vec::new();
+    for page in 1..=4 {
+        let reply = me
+            .get(&format!("/api/v1/records/customer?limit=3&page={page}"))
+            .await;
+        for r in reply.data().as_array().expect("rows") {
+            by_page.push(s(r, "id").to_owned());
+        }
+    }
+    assert_eq!(by_page, visible, "numbered pages agree");
+}
