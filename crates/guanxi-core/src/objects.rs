@@ -29,6 +29,7 @@ pub fn builtin_objects() -> Vec<ObjectDef> {
         lead().in_module("customers"),
         follow_up().in_module("customers"),
         care_action().in_module("customers"),
+        customer_group().in_module("customers"),
     ]
 }
 
@@ -181,6 +182,26 @@ pub fn role() -> ObjectDef {
     .sorted_by(&["name"])
 }
 
+/// A customer group (客户分组, seed 004 §9.2.1, catalogue §3.2): a named set of customers managed
+/// together. Customers name their groups in their `groups` field. "Permissions for each group"
+/// are the record's own: a group has an owner and a department like any record, so roles reach
+/// groups by data scope (salespeople read their department's groups, managers manage their
+/// department tree's).
+pub fn customer_group() -> ObjectDef {
+    ObjectDef::new(
+        "customer_group",
+        "customer_groups",
+        "客户分组",
+        "Customer group",
+        vec![
+            FieldDef::new("name", "分组名称", "Name", text(100)).required(),
+            FieldDef::new("description", "说明", "Description", text(500)),
+        ],
+    )
+    .title("name")
+    .sorted_by(&["name"])
+}
+
 /// The customer (客户) per seed 000 §3.1 and PRODUCT.md module 2: number `CM` + six digits,
 /// read-only, handed out by a numbering rule.
 pub fn customer() -> ObjectDef {
@@ -257,6 +278,14 @@ pub fn customer() -> ObjectDef {
                 "Tags",
                 FieldType::MultiSelect {
                     dict: "customer_tag".into(),
+                },
+            ),
+            FieldDef::new(
+                "groups",
+                "客户分组",
+                "Groups",
+                FieldType::MultiRelation {
+                    object: "customer_group".into(),
                 },
             ),
             FieldDef::new(

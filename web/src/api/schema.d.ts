@@ -2373,6 +2373,11 @@ export interface components {
              */
             tags?: string[];
             /**
+             * 客户分组
+             * @description Groups
+             */
+            groups?: string[];
+            /**
              * 附件（营业执照、税务登记证）
              * @description Attachments (business licence, tax certificate): files uploaded with POST /api/v1/files; name and size are filled in from the upload
              */
@@ -2395,6 +2400,93 @@ export interface components {
              * @description Merged into (relation)
              */
             merged_into_id?: string;
+        };
+        /**
+         * 客户分组
+         * @description A Customer group record
+         */
+        customer_group: {
+            /**
+             * ID
+             * @description ID (text)
+             */
+            id?: string;
+            /**
+             * 版本
+             * Format: int64
+             * @description Version (integer)
+             */
+            version?: number;
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 创建时间
+             * Format: date-time
+             * @description Created at (date_time)
+             */
+            created_at?: string;
+            /**
+             * 创建人
+             * @description Created by (text)
+             */
+            created_by?: string;
+            /**
+             * 修改时间
+             * Format: date-time
+             * @description Updated at (date_time)
+             */
+            updated_at?: string;
+            /**
+             * 修改人
+             * @description Updated by (text)
+             */
+            updated_by?: string;
+            /**
+             * 分组名称
+             * @description Name (text)
+             */
+            name?: string;
+            /**
+             * 说明
+             * @description Description (text)
+             */
+            description?: string;
+        };
+        /**
+         * 客户分组
+         * @description Fields accepted when creating or updating a Customer group
+         */
+        customer_group_input: {
+            /**
+             * 负责人
+             * @description Owner (text)
+             */
+            owner_id?: string;
+            /**
+             * 所属部门
+             * Format: uuid
+             * @description Department (relation)
+             */
+            department_id?: string;
+            /**
+             * 分组名称
+             * @description Name (text)
+             */
+            name: string;
+            /**
+             * 说明
+             * @description Description (text)
+             */
+            description?: string;
         };
         /**
          * 客户
@@ -2532,6 +2624,11 @@ export interface components {
              * @description Tags
              */
             tags?: string[];
+            /**
+             * 客户分组
+             * @description Groups
+             */
+            groups?: string[];
             /**
              * 附件（营业执照、税务登记证）
              * @description Attachments (business licence, tax certificate): files uploaded with POST /api/v1/files; name and size are filled in from the upload

@@ -493,13 +493,14 @@ async fn lists_widened_by_the_pool_page_through_every_record_once_in_order() {
             None => break,
         }
     }
-    assert_eq!(by_cursor, visible, "cursor pages: each visible customer once, newest first");
+    assert_eq!(
+        by_cursor, visible,
+        "cursor pages: each visible customer once, newest first"
+    );
 
     let mut by_page = Vec::new();
     for page in 1..=4 {
-        let reply = me
-            .get(&format!("/api/v1/records/customer?limit=3&page={page}"))
-            .await;
+        let reply = me.get(&format!("/api/v1/records/customer?limit=3&page={page}")).await;
         for r in reply.data().as_array().expect("rows") {
             by_page.push(s(r, "id").to_owned());
         }

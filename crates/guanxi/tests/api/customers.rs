@@ -172,3 +172,46 @@ async fn follow_ups_and_care_actions_belong_to_a_customer() {
         .await;
     assert_eq!(bad.body["error"]["field_codes"]["occasion"][0], "invalid_option");
 }
+
+/// Customer groups (客户分组, seed 004 §9.2.1): groups are records; a customer names its groups,
+/// a list filters by group, and a group id that does not exist is a field error.
+#[tokio::test]
+async fn customers_belong_to_groups_that_lists_filter_by() {
+    let app = guanxi_testkit::spawn_app().await;
+    let vip = app
+        .create("customer_group", serde_json::json!({"name": "重点行业客户"}))
+        .await;
+    let vip_id = vip["id"].as_str().expect("group id").to_owned();
+    let member = app
+        .create(
+            "customer",
+            serde_json::json!({"name": "郑州分组测试有限公司", "groups": [vip_id]}),
+        )
+        .await;
+    app.create("customer", serde_json::json!({"name": "不在分组的公司"}))
+        .await;
+    assert_eq!(member["groups"], serde_json::json!([vip_id]));
+
+    let filter = format!(r#"{{"field":"groups","op":"contains","value":"{vip_id}"}}"#);
+    let listed = app
+        .get(&format!(
+            "/api/v1/records/customer?total=exact&filter={}",
+            crate::records::urlencode(&filter)
+        ))
+        .await;
+    assert_eq!(listed.body["meta"]["total"], 1, "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["id"], member["id"]);
+
+    let bad = app
+        .post(
+            "/api/v1/records/customer",
+            &serde_json::json!({"name": "错误分组公司", "groups": ["01900000-0000-7000-8000-000000000000"]}),
+        )
+        .await;
+    assert_eq!(bad.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert_eq!(
+        bad.body["error"]["field_codes"]["groups"][0], "not_found",
+        "{}",
+        bad.text
+    );
+}

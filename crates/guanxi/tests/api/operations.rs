@@ -69,7 +69,8 @@ async fn metadata_describes_objects_fields_workflows_and_dictionaries() {
             "contact",
             "lead",
             "follow_up",
-            "care_action"
+            "care_action",
+            "customer_group"
         ]
     );
     let customer = app.get("/api/v1/meta/objects/customer").await;

@@ -29,7 +29,8 @@ async fn the_catalogue_lists_what_the_engine_checks_and_only_role_readers_get_it
             "contact",
             "lead",
             "follow_up",
-            "care_action"
+            "care_action",
+            "customer_group"
         ]
     );
     let customer = objects
