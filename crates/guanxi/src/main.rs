@@ -204,7 +204,11 @@ fn main() -> anyhow::Result<()> {
                                 eprintln!(
                                     "{done}/{n} customers in {secs:.1} s ({:.0} customers/s, {:.0} records/s)",
                                     done as f64 / secs,
-                                    3.0 * done as f64 / secs
+                                    // Each customer comes with its contacts and follow-ups.
+                                    (1 + guanxi_server::demo::BULK_CONTACTS + guanxi_server::demo::BULK_FOLLOW_UPS)
+                                        as f64
+                                        * done as f64
+                                        / secs
                                 );
                             }
                         })
