@@ -64,18 +64,29 @@ pub(super) async fn reindex(
     }
     all.sort();
     all.dedup();
-    for chunk in all.chunks(200) {
+    let entries: Vec<(&str, &str)> = all.iter().map(|t| (id, t.as_str())).collect();
+    insert_terms(conn, backend, object, &entries).await
+}
+
+/// Inserts `(record id, term)` index entries of one object, a few thousand per statement.
+async fn insert_terms(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    entries: &[(&str, &str)],
+) -> StoreResult<()> {
+    for chunk in entries.chunks(5_000) {
         let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
-        for (i, term) in chunk.iter().enumerate() {
+        for (i, (id, term)) in chunk.iter().enumerate() {
             if i > 0 {
                 ins.push(", ");
             }
             ins.push("(")
                 .bind(object.key.as_str())
                 .push(", ")
-                .bind(term.as_str())
+                .bind(*term)
                 .push(", ")
-                .bind(id)
+                .bind(*id)
                 .push(")");
         }
         ins.query().execute(&mut *conn).await?;
@@ -103,22 +114,8 @@ pub(super) async fn index_created(
             terms.dedup();
             entries.extend(terms.into_iter().map(|t| (id, t)));
         }
-        for chunk in entries.chunks(5_000) {
-            let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
-            for (i, (id, term)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    ins.push(", ");
-                }
-                ins.push("(")
-                    .bind(object.key.as_str())
-                    .push(", ")
-                    .bind(term.as_str())
-                    .push(", ")
-                    .bind(*id)
-                    .push(")");
-            }
-            ins.query().execute(&mut *conn).await?;
-        }
+        let entries: Vec<(&str, &str)> = entries.iter().map(|(id, t)| (*id, t.as_str())).collect();
+        insert_terms(conn, backend, object, &entries).await?;
     }
     if let Some(parent) = &object.search_parent {
         let parent_def = snapshot.object(&parent.object)?;
@@ -178,24 +175,8 @@ async fn reindex_many(
             }
         }
     }
-    let terms: Vec<(String, String)> = terms.into_iter().collect();
-    for chunk in terms.chunks(5_000) {
-        let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
-        for (i, (id, term)) in chunk.iter().enumerate() {
-            if i > 0 {
-                ins.push(", ");
-            }
-            ins.push("(")
-                .bind(object.key.as_str())
-                .push(", ")
-                .bind(term.as_str())
-                .push(", ")
-                .bind(id.as_str())
-                .push(")");
-        }
-        ins.query().execute(&mut *conn).await?;
-    }
-    Ok(())
+    let entries: Vec<(&str, &str)> = terms.iter().map(|(id, t)| (id.as_str(), t.as_str())).collect();
+    insert_terms(conn, backend, object, &entries).await
 }
 
 /// The search-field values of live rows whose `column` is one of `values`, each with that
