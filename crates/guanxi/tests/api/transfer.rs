@@ -709,7 +709,16 @@ async fn million_row_import_benchmark() {
         .unwrap_or(1_000_000);
     let app = spawn_app().await;
     let mut csv = String::with_capacity(rows * 80);
-    csv.push_str("客户名称,客户类型,联系电话,城市,注册资本,成立日期\n");
+    csv.push_str("客户名称,客户类型,联系电话,省份,城市,注册资本,成立日期\n");
+    // Real places: addresses are checked against the region list.
+    const PLACES: &[(&str, &str)] = &[
+        ("河南省", "郑州市"),
+        ("广东省", "深圳市"),
+        ("浙江省", "杭州市"),
+        ("四川省", "成都市"),
+        ("湖北省", "武汉市"),
+        ("江苏省", "南京市"),
+    ];
     let mut bad = 0;
     for i in 0..rows {
         let broken = i % 100 < 3;
@@ -721,9 +730,9 @@ async fn million_row_import_benchmark() {
         } else {
             format!("138{:08}", i % 100_000_000)
         };
+        let (province, city) = PLACES[i % PLACES.len()];
         csv.push_str(&format!(
-            "基准客户{i:07},企业,{phone},城市{},{}.{:02},2020-01-{:02}\n",
-            i % 300,
+            "基准客户{i:07},企业,{phone},{province},{city},{}.{:02},2020-01-{:02}\n",
             i % 100_000,
             i % 100,
             i % 28 + 1
