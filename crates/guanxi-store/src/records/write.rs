@@ -1112,6 +1112,12 @@ impl Engine {
             };
             h.after_update(&mut ctx, &old, &new).await?;
         }
+        // After-hooks may have written to the row (a converted lead records its customer):
+        // answer with the record as it commits.
+        let row = fetch_row(&mut tx, backend, &full, id, false, None)
+            .await?
+            .ok_or_else(|| not_found(&full, id))?;
+        let new = decode_row(&full, &row, false)?;
         tx.commit().await?;
         Ok(visible(&view, new))
     }

@@ -215,3 +215,29 @@ async fn customers_belong_to_groups_that_lists_filter_by() {
         bad.text
     );
 }
+
+/// The generic workflow endpoint answers a lead's `convert` with the lead as committed, the
+/// customer it became included (the conversion hook writes it after the state change).
+#[tokio::test]
+async fn the_convert_transition_answers_with_the_converted_customer() {
+    let app = spawn_app().await;
+    let lead = app
+        .create(
+            "lead",
+            json!({"name": "周敏", "company": "洛阳远航机械有限公司", "mobile": "13700003333"}),
+        )
+        .await;
+    let id = s(&lead, "id").to_owned();
+    let r = app
+        .post(&format!("/api/v1/records/lead/{id}/transitions/convert"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.data()["status"], "converted", "{}", r.text);
+    let customer_id = r.data()["converted_customer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!customer_id.is_empty(), "{}", r.text);
+    let customer = app.get(&format!("/api/v1/records/customer/{customer_id}")).await;
+    assert_eq!(customer.data()["name"], "洛阳远航机械有限公司");
+}
