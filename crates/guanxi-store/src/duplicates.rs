@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use guanxi_core::dedup::{KeyKind, keys_of};
 use guanxi_core::filter::parse_filter;
-use guanxi_core::time_fmt::now_utc;
 use guanxi_core::{Actor, DomainError};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
@@ -291,26 +290,14 @@ impl Engine {
             count += rows.len();
             after = last;
         }
-        let del = Sql::of(backend, "DELETE FROM settings WHERE key = 'duplicate_keys_version'");
-        del.query().execute(self.db().writer()).await?;
-        let mut set = Sql::of(backend, "INSERT INTO settings (key, value, updated_at) VALUES (");
-        set.bind(VERSION_SETTING)
-            .push(", ")
-            .bind(Json::String(KEYS_VERSION.into()).to_string())
-            .push(", ")
-            .bind(now_utc())
-            .push(")");
-        set.query().execute(self.db().writer()).await?;
+        crate::identity::set_setting(self.db(), VERSION_SETTING, &Json::String(KEYS_VERSION.into())).await?;
         Ok(count)
     }
 
     /// Whether the stored keys were made by this version of the rules.
     pub async fn duplicate_keys_current(&self) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = 'duplicate_keys_version'")
-            .fetch_optional(self.db().reader())
-            .await?;
-        let value: Option<String> = row.map(|r| r.try_get("value")).transpose()?;
-        Ok(value.as_deref() == Some(&Json::String(KEYS_VERSION.into()).to_string()))
+        let stored = crate::identity::get_setting(self.db(), VERSION_SETTING).await?;
+        Ok(stored == Some(Json::String(KEYS_VERSION.into())))
     }
 }
 

@@ -789,6 +789,15 @@ pub async fn settings(db: &Db) -> StoreResult<BTreeMap<String, Json>> {
 }
 
 /// Stores one system parameter.
+/// One setting, or `None` when it was never set (or does not hold JSON).
+pub async fn get_setting(db: &Db, key: &str) -> StoreResult<Option<Json>> {
+    let mut sql = Sql::of(db.backend(), "SELECT value FROM settings WHERE key = ");
+    sql.bind(key);
+    let row = sql.query().fetch_optional(db.reader()).await?;
+    let value: Option<String> = row.map(|r| r.try_get("value")).transpose()?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
 pub async fn set_setting(db: &Db, key: &str, value: &Json) -> StoreResult<()> {
     let mut tx = db.writer().begin().await?;
     let mut del = Sql::of(db.backend(), "DELETE FROM settings WHERE key = ");

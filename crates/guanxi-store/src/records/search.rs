@@ -6,7 +6,6 @@
 use guanxi_core::ObjectDef;
 use guanxi_core::meta::FieldType;
 use guanxi_core::search::{Plan, plan, prefix_end, terms};
-use guanxi_core::time_fmt::now_utc;
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
 
@@ -19,6 +18,7 @@ use crate::sql::{Bind, Sql};
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
 pub const INDEX_VERSION: &str = "1";
+const INDEX_SETTING: &str = "search_index_version";
 
 fn field_terms(object: &ObjectDef, record: &Record, out: &mut Vec<String>) {
     for key in &object.search_fields {
@@ -458,26 +458,13 @@ impl Engine {
                 after = last;
             }
         }
-        let del = Sql::of(backend, "DELETE FROM settings WHERE key = 'search_index_version'");
-        del.query().execute(self.db.writer()).await?;
-        let mut set = Sql::of(
-            backend,
-            "INSERT INTO settings (key, value, updated_at) VALUES ('search_index_version', ",
-        );
-        set.bind(Json::String(INDEX_VERSION.into()).to_string())
-            .push(", ")
-            .bind(now_utc())
-            .push(")");
-        set.query().execute(self.db.writer()).await?;
+        crate::identity::set_setting(&self.db, INDEX_SETTING, &Json::String(INDEX_VERSION.into())).await?;
         Ok(count)
     }
 
     /// Whether the stored index was built by this version of the term rules.
     pub async fn search_index_current(&self) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = 'search_index_version'")
-            .fetch_optional(self.db.reader())
-            .await?;
-        let value: Option<String> = row.map(|r| r.try_get("value")).transpose()?;
-        Ok(value.as_deref() == Some(&Json::String(INDEX_VERSION.into()).to_string()))
+        let stored = crate::identity::get_setting(&self.db, INDEX_SETTING).await?;
+        Ok(stored == Some(Json::String(INDEX_VERSION.into())))
     }
 }

@@ -396,3 +396,74 @@ async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
     assert_eq!(history.body["data"][0]["action"], "create", "{}", history.body);
     server.terminate();
 }
+
+/// `guanxi reindex` rebuilds the search index and the duplicate keys from the records (after an
+/// upgrade or a restore) and leaves search working: a customer is found by a Chinese substring
+/// of its name and by the phone of one of its contacts.
+#[tokio::test]
+async fn reindex_rebuilds_the_search_index_and_duplicate_keys() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = run(dir.path(), &["demo-data", "--size", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(dir.path(), &["reindex"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("duplicate keys rebuilt for 3 customers"), "{printed}");
+    assert!(printed.contains("search index rebuilt for"), "{printed}");
+
+    let server = Server::start(dir.path(), None);
+    let admin = sign_in(&server.base, "demo_admin", "Demo#Guanxi2026")
+        .await
+        .expect("demo admin");
+    let customer = admin.get("/api/v1/records/customer?limit=1").await;
+    let customer = &customer.body["data"][0];
+    let name: String = customer["name"].as_str().expect("name").chars().take(4).collect();
+    let found = admin
+        .get(&format!(
+            "/api/v1/records/customer?q={}",
+            crate::records::urlencode(&name)
+        ))
+        .await;
+    let ids: Vec<&str> = found.body["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&customer["id"].as_str().expect("id")),
+        "{name}: {}",
+        found.body
+    );
+
+    let contact = admin
+        .get(&format!(
+            "/api/v1/records/contact?limit=1&filter={}",
+            crate::records::urlencode(&format!(
+                r#"{{"field":"customer_id","op":"eq","value":"{}"}}"#,
+                customer["id"].as_str().expect("id")
+            ))
+        ))
+        .await;
+    let mobile = contact.body["data"][0]["mobile"].as_str().expect("mobile");
+    let by_phone = admin
+        .get(&format!(
+            "/api/v1/records/customer?q={}",
+            crate::records::urlencode(mobile)
+        ))
+        .await;
+    assert_eq!(by_phone.body["data"][0]["id"], customer["id"], "{}", by_phone.body);
+
+    let dupes = admin
+        .post(
+            "/api/v1/customers/duplicates",
+            &serde_json::json!({"name": customer["name"]}),
+        )
+        .await;
+    assert!(
+        dupes.text.contains(customer["id"].as_str().expect("id")),
+        "{}",
+        dupes.text
+    );
+    server.terminate();
+}
