@@ -237,13 +237,17 @@ fn bad_query(zh: String, en: String) -> ApiError {
     DomainError::invalid_query(zh, en).into()
 }
 
+/// A period bound: a calendar date between the years 1900 and 9000, so that stepping through
+/// the periods (a day, a week, a month past the end) cannot leave the calendar.
 fn parse_day(name: &str, s: &str) -> ApiResult<Date> {
-    parse_date(s).ok_or_else(|| {
-        bad_query(
-            format!("{name} 应为 YYYY-MM-DD 格式的日期，而不是“{s}”"),
-            format!("{name} must be a date like 2026-11-22, not '{s}'"),
-        )
-    })
+    parse_date(s)
+        .filter(|d| (1900..=9000).contains(&d.year()))
+        .ok_or_else(|| {
+            bad_query(
+                format!("{name} 应为 1900 至 9000 年间 YYYY-MM-DD 格式的日期，而不是“{s}”"),
+                format!("{name} must be a date like 2026-11-22 between the years 1900 and 9000, not '{s}'"),
+            )
+        })
 }
 
 fn first_of_month(d: Date) -> Date {

@@ -188,7 +188,7 @@ async fn reclaim(engine: &Engine, ctx: &JobContext, days: i64) -> anyhow::Result
     let db = engine.db();
     let backend = db.backend();
     let object = engine.object("customer")?;
-    let cutoff = format_utc(OffsetDateTime::now_utc() - time::Duration::days(days));
+    let cutoff = format_utc(OffsetDateTime::now_utc() - time::Duration::days(days.clamp(0, MAX_RECLAIM_DAYS)));
     let mut count = Sql::of(backend, "SELECT count(*) AS n FROM customers");
     push_stale(&mut count, &cutoff);
     let total: i64 = count.query().fetch_one(db.reader()).await?.try_get("n")?;
@@ -318,14 +318,27 @@ impl RecordHooks for FollowUpHooks {
     }
 }
 
-/// A pool setting must be a whole number from 0.
+/// The longest reclaim period a setting may name (ten years); longer ones are refused rather
+/// than overflowing the date arithmetic of the reclaim job.
+const MAX_RECLAIM_DAYS: i64 = 3650;
+
+/// A pool setting must be a whole number from 0 (the reclaim period at most ten years).
 pub fn check_setting(key: &str, value: &Json) -> Result<(), DomainError> {
+    let max = if key == RECLAIM_DAYS_SETTING {
+        MAX_RECLAIM_DAYS
+    } else {
+        i64::MAX
+    };
     if (key == MAX_OWNED_SETTING || key == RECLAIM_DAYS_SETTING)
-        && !(value.is_null() || value.as_i64().is_some_and(|n| n >= 0))
+        && !(value.is_null() || value.as_i64().is_some_and(|n| (0..=max).contains(&n)))
     {
         return Err(DomainError::Validation(guanxi_core::FieldErrors::single(
             key,
-            guanxi_core::FieldError::new("out_of_range", "应为不小于0的整数", "must be a whole number from 0"),
+            guanxi_core::FieldError::new(
+                "out_of_range",
+                format!("应为0至{max}之间的整数"),
+                format!("must be a whole number from 0 to {max}"),
+            ),
         )));
     }
     Ok(())

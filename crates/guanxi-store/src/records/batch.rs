@@ -2,9 +2,10 @@
 //! entries, hooks and search terms as a single create, but written with multi-row statements —
 //! one INSERT for a chunk's rows, one for their audit entries, one for their search terms, one
 //! lookup per relation field and unique field — instead of a dozen statements per row. A chunk
-//! that fails anywhere (a duplicate, a dangling reference, a hook's refusal) is rolled back to its
-//! transaction is rolled back and the rows are replayed one by one, so each failing row is reported with its own error and
-//! the good rows still commit.
+//! that fails anywhere (a duplicate, a dangling reference, a hook's refusal) — or carries
+//! attachments, which are linked one record at a time — is rolled back and replayed row by row,
+//! so each failing row is reported with its own error and the good rows still commit. Hooks
+//! still run once per row (one statement each for duplicate keys and last-contact updates).
 
 use std::collections::{HashMap, HashSet};
 
@@ -49,6 +50,17 @@ impl Engine {
         mut rows: Vec<Values>,
     ) -> StoreResult<Result<Vec<Record>, NeedsRowByRow>> {
         let backend = self.db.backend();
+        // Attachments are resolved against uploaded files and linked one record at a time
+        // (`create_in`); rows that carry any take that path.
+        let has_files = rows.iter().flatten().any(|(key, value)| {
+            !value.is_null()
+                && full
+                    .field(key)
+                    .is_some_and(|f| matches!(f.field_type, FieldType::Attachments { .. }))
+        });
+        if has_files {
+            return Ok(Err(NeedsRowByRow));
+        }
         let hooks = self.hooks.for_object(&full.key);
         for values in &mut rows {
             for h in &hooks {

@@ -154,7 +154,8 @@ impl Engine {
         // A list widened by the public pool and sorted by id alone is read as two index walks —
         // the actor's own scope, then the pool — merged here; one query with `scope OR owner_id
         // IS NULL` would make the database collect and sort every matching row for each page.
-        let split = scope.pool_open && search_text.is_none() && sort.len() == 1;
+        // Numbered pages keep the single query: a split read fetches every row up to the page.
+        let split = scope.pool_open && search_text.is_none() && sort.len() == 1 && query.page.is_none();
         let parts: Vec<ListScope> = if split {
             vec![
                 ListScope {

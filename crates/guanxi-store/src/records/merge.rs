@@ -119,8 +119,13 @@ pub enum UndoRefusal {
 }
 
 /// Whether a merge may copy a field from a source to the target.
+/// Fields a merge may copy to the target. Attachments stay with their record: a file is kept by
+/// one record, and the merged source keeps its files in the recycle bin (undo gives them back).
 fn mergeable(f: &FieldDef) -> bool {
-    !f.system && !f.read_only && f.numbering.is_none() && !matches!(f.field_type, FieldType::State)
+    !f.system
+        && !f.read_only
+        && f.numbering.is_none()
+        && !matches!(f.field_type, FieldType::State | FieldType::Attachments { .. })
 }
 
 fn is_empty(v: &Json) -> bool {

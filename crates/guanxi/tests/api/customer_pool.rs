@@ -507,3 +507,20 @@ async fn lists_widened_by_the_pool_page_through_every_record_once_in_order() {
     }
     assert_eq!(by_page, visible, "numbered pages agree");
 }
+
+/// A reclaim period beyond ten years (or negative) is refused as a field error and changes
+/// nothing, instead of overflowing the reclaim job's date arithmetic.
+#[tokio::test]
+async fn reclaim_periods_out_of_range_are_refused() {
+    let app = spawn_app().await;
+    for days in [json!(100_000_000), json!(-1), json!("thirty")] {
+        let reply = app
+            .patch("/api/v1/admin/settings", &json!({"pool.reclaim_after_days": days}))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{days}: {}", reply.text);
+    }
+    let ok = app
+        .patch("/api/v1/admin/settings", &json!({"pool.reclaim_after_days": 3650}))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+}

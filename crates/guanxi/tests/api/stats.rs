@@ -315,3 +315,24 @@ async fn growth_counts_new_customers_per_month_week_and_day_in_china_time() {
         );
     }
 }
+
+/// Period bounds at the edge of the calendar are refused with a clear 422, never a 500: a day or
+/// week step past 9999-12-31 would leave the calendar.
+#[tokio::test]
+async fn growth_periods_at_the_edge_of_the_calendar_are_refused() {
+    let app = spawn_app().await;
+    for interval in ["day", "week", "month"] {
+        let reply = app
+            .get(&format!(
+                "/api/v1/customers/stats/growth?interval={interval}&from=9999-12-31&to=9999-12-31"
+            ))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{interval}: {}",
+            reply.text
+        );
+        assert_eq!(reply.code(), "invalid_query", "{}", reply.text);
+    }
+}
