@@ -145,7 +145,7 @@ pub(crate) async fn resolve_attachments(
             continue;
         }
         let kept_before = old.and_then(|r| r.get(key));
-        let mut resolved = Vec::with_capacity(items.len());
+        let mut resolved: Vec<Json> = Vec::with_capacity(items.len());
         let mut failed = false;
         for item in items.iter() {
             let Some(id) = item.get("id").and_then(Json::as_str) else {
@@ -174,6 +174,10 @@ pub(crate) async fn resolve_attachments(
                 failed = true;
                 errors.add(key, e);
                 break;
+            }
+            // The same file named twice is kept once.
+            if resolved.iter().any(|r| r["id"].as_str() == Some(file.id.as_str())) {
+                continue;
             }
             if file.record_id.is_none() {
                 to_link.push(file.id.clone());

@@ -167,6 +167,14 @@ fn for_caller(mut view: SavedView, actor: &Actor, def: &ObjectDef) -> SavedView 
     let filter_ok = view.filter.as_ref().is_none_or(|f| parse_filter(def, f).is_ok());
     let sort_ok = view.sort.as_deref().is_none_or(|s| parse_sort(def, s).is_ok());
     view.applicable = filter_ok && sort_ok;
+    // A filter or sort naming a field hidden from the caller would show what the author typed
+    // for that field: an unusable view is listed without them.
+    if !filter_ok {
+        view.filter = None;
+    }
+    if !sort_ok {
+        view.sort = None;
+    }
     view.columns.retain(|c| def.field(c).is_some());
     view
 }

@@ -292,6 +292,11 @@ async fn a_view_names_only_what_its_user_may_see() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["id"], shared["id"]);
     assert_eq!(seen[0]["applicable"], false);
+    assert!(
+        seen[0]["filter"].is_null(),
+        "a filter on a hidden field is not shown: {}",
+        seen[0]
+    );
     assert_eq!(seen[0]["columns"], json!(["name", "city"]));
     assert_eq!(views(&app, "customer").await[0]["applicable"], true);
 
