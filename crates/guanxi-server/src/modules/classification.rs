@@ -50,7 +50,7 @@ pub fn register_jobs(worker: &mut Worker, engine: &Engine) {
 
 /// The stored rules, or the defaults when none were saved (or the stored ones no longer parse).
 pub async fn load_rules(db: &Db) -> StoreResult<(ClassificationRules, bool)> {
-    let stored = guanxi_store::identity::settings(db).await?.remove(RULES_SETTING);
+    let stored = guanxi_store::identity::get_setting(db, RULES_SETTING).await?;
     Ok(match stored.and_then(|v| serde_json::from_value(v).ok()) {
         Some(rules) => (rules, false),
         None => (ClassificationRules::default(), true),

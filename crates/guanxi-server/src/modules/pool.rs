@@ -60,9 +60,9 @@ pub fn register_jobs(worker: &mut Worker, engine: &Engine) {
 
 /// An integer setting, when set.
 pub async fn setting_i64(db: &Db, key: &str) -> StoreResult<Option<i64>> {
-    Ok(guanxi_store::identity::settings(db)
+    Ok(guanxi_store::identity::get_setting(db, key)
         .await?
-        .get(key)
+        .as_ref()
         .and_then(Json::as_i64))
 }
 
