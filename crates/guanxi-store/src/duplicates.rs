@@ -76,6 +76,35 @@ pub async fn write_keys(
     Ok(())
 }
 
+/// The keys of many new customers (a multi-row create), a few thousand rows per statement.
+pub async fn write_new_keys_many(conn: &mut AnyConnection, backend: Backend, records: &[Record]) -> StoreResult<()> {
+    let mut rows: Vec<(&str, KeyKind, String)> = Vec::new();
+    for record in records {
+        let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
+        rows.extend(record_keys(record).into_iter().map(|(kind, norm)| (id, kind, norm)));
+    }
+    for chunk in rows.chunks(5_000) {
+        let mut ins = Sql::of(
+            backend,
+            "INSERT INTO customer_duplicate_keys (customer_id, kind, norm) VALUES ",
+        );
+        for (i, (id, kind, norm)) in chunk.iter().enumerate() {
+            if i > 0 {
+                ins.push(", ");
+            }
+            ins.push("(")
+                .bind(*id)
+                .push(", ")
+                .bind(kind.as_str())
+                .push(", ")
+                .bind(norm.as_str())
+                .push(")");
+        }
+        ins.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// One live customer sharing one key with a candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyHit {

@@ -68,6 +68,15 @@ pub trait RecordHooks: Send + Sync {
     async fn after_create(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
         Ok(())
     }
+    /// After a multi-row create (imports, demo data), with every record of the chunk. Defaults
+    /// to [`RecordHooks::after_create`] per record; hooks that write override it with
+    /// multi-row statements, because a statement per row is most of a bulk load's cost.
+    async fn after_create_many(&self, ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
+        for record in records {
+            self.after_create(ctx, record).await?;
+        }
+        Ok(())
+    }
     /// May change or add values, or refuse the update.
     async fn before_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _changes: &mut Values) -> StoreResult<()> {
         Ok(())

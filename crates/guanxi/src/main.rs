@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand};
 use guanxi_server::{Application, Config};
 use guanxi_store::{Db, DbOptions, migrate};
 
+/// mimalloc instead of the system allocator: a bulk load or a busy server allocates and frees
+/// millions of short-lived strings and JSON values, and glibc's malloc spent a third of a bulk
+/// load's time consolidating and unlinking free chunks (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Guanxi (关系) — customer relationship management for Chinese enterprises.
 ///
 /// With no configuration, `guanxi serve` keeps its data in ./data/guanxi.db (SQLite) and
@@ -182,11 +188,19 @@ fn main() -> anyhow::Result<()> {
                 size,
                 batch,
             } => {
+                // A benchmark dataset replaces the whole search index at the end: a server
+                // writing meanwhile would lose its entries, so it must not run (SQLite).
+                let _in_use = if size.is_some() {
+                    guanxi_store::backup::lock_database(&config.database_url())?
+                } else {
+                    None
+                };
                 let engine = guanxi_server::app::open_engine(&config).await?;
                 // Generated records are indexed as they are written; bring the indexes of what
                 // is already there up to date first (instant on a new database) so that the
-                // server does not rebuild the whole dataset on its first start.
-                if !engine.search_index_current().await? {
+                // server does not rebuild the whole dataset on its first start. A benchmark
+                // dataset rebuilds the index at the end anyway.
+                if size.is_none() && !engine.search_index_current().await? {
                     engine.rebuild_search_index().await?;
                 }
                 if !engine.duplicate_keys_current().await? {
@@ -197,8 +211,11 @@ fn main() -> anyhow::Result<()> {
                     Some(size) => {
                         let n = guanxi_server::demo::size_customers(&size)
                             .ok_or_else(|| anyhow::anyhow!("--size must be S, M, L or a number, not {size}"))?;
+                        // The search index is built once at the end, in sorted order.
+                        engine.db().tune_for_bulk_load().await?;
+                        engine.defer_search_index().await?;
                         let started = std::time::Instant::now();
-                        guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {
+                        let summary = guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {
                             if done % 10_000 == 0 || done == n {
                                 let secs = started.elapsed().as_secs_f64();
                                 eprintln!(
@@ -212,7 +229,15 @@ fn main() -> anyhow::Result<()> {
                                 );
                             }
                         })
-                        .await?
+                        .await?;
+                        let indexing = std::time::Instant::now();
+                        let indexed = engine.rebuild_search_index_bulk().await?;
+                        eprintln!(
+                            "search index: {indexed} records in {:.1} s; total {:.1} s",
+                            indexing.elapsed().as_secs_f64(),
+                            started.elapsed().as_secs_f64()
+                        );
+                        summary
                     }
                 };
                 engine.db().close().await;
@@ -229,8 +254,12 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Reindex => {
+                // The rebuild replaces the whole index with what it read: refused while a
+                // server writes to the same SQLite database.
+                let _in_use = guanxi_store::backup::lock_database(&config.database_url())?;
                 let engine = guanxi_server::app::open_engine(&config).await?;
-                let n = engine.rebuild_search_index().await?;
+                engine.db().tune_for_bulk_load().await?;
+                let n = engine.rebuild_search_index_bulk().await?;
                 let keys = engine.rebuild_duplicate_keys().await?;
                 engine.db().close().await;
                 println!("search index rebuilt for {n} records");

@@ -45,6 +45,10 @@ impl RecordHooks for DuplicateKeyHooks {
         write_keys(ctx.tx, ctx.backend, id_of(record), record, true).await
     }
 
+    async fn after_create_many(&self, ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
+        duplicates::write_new_keys_many(ctx.tx, ctx.backend, records).await
+    }
+
     async fn after_update(&self, ctx: &mut HookCtx<'_>, old: &Record, new: &Record) -> StoreResult<()> {
         if duplicates::keys_changed(old, new) {
             write_keys(ctx.tx, ctx.backend, id_of(new), new, false).await?;

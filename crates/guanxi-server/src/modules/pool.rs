@@ -305,12 +305,59 @@ impl FollowUpHooks {
         sql.query().execute(&mut **ctx.tx).await?;
         Ok(())
     }
+
+    /// [`Self::touch`] for many new follow-ups: the latest past one per customer, then one
+    /// UPDATE per few hundred customers (`CASE id WHEN … THEN …`, the same on both backends).
+    async fn touch_many(ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
+        let now = now_utc();
+        let mut latest: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for record in records {
+            let text = |k: &str| record.get(k).and_then(Json::as_str);
+            let (Some(customer), Some(at)) = (text("customer_id"), text("occurred_at")) else {
+                continue;
+            };
+            if at > now.as_str() {
+                continue;
+            }
+            let entry = latest.entry(customer).or_insert(at);
+            if at > *entry {
+                *entry = at;
+            }
+        }
+        let latest: Vec<(&str, &str)> = latest.into_iter().collect();
+        for chunk in latest.chunks(500) {
+            let case = |sql: &mut Sql| {
+                sql.push("CASE id");
+                for (customer, at) in chunk {
+                    sql.push(" WHEN ").bind(*customer).push(" THEN ").bind(*at);
+                }
+                sql.push(" END");
+            };
+            let mut sql = Sql::of(ctx.backend, "UPDATE customers SET last_contacted_at = ");
+            case(&mut sql);
+            sql.push(" WHERE id IN (")
+                .bind_list(
+                    chunk
+                        .iter()
+                        .map(|(customer, _)| guanxi_store::sql::Bind::Text((*customer).to_owned())),
+                )
+                .push(") AND (last_contacted_at IS NULL OR last_contacted_at < ");
+            case(&mut sql);
+            sql.push(")");
+            sql.query().execute(&mut **ctx.tx).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl RecordHooks for FollowUpHooks {
     async fn after_create(&self, ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
         Self::touch(ctx, record).await
+    }
+
+    async fn after_create_many(&self, ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
+        Self::touch_many(ctx, records).await
     }
 
     async fn after_update(&self, ctx: &mut HookCtx<'_>, _old: &Record, new: &Record) -> StoreResult<()> {

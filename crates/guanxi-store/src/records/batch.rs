@@ -4,8 +4,9 @@
 //! lookup per relation field and unique field — instead of a dozen statements per row. A chunk
 //! that fails anywhere (a duplicate, a dangling reference, a hook's refusal) — or carries
 //! attachments, which are linked one record at a time — is rolled back and replayed row by row,
-//! so each failing row is reported with its own error and the good rows still commit. Hooks
-//! still run once per row (one statement each for duplicate keys and last-contact updates).
+//! so each failing row is reported with its own error and the good rows still commit. Hooks see
+//! the whole chunk at once (`after_create_many`), so duplicate keys and last-contact dates are
+//! written with a statement per chunk too.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +20,7 @@ use super::scope::push_read_scope;
 use super::write::{assignments, set_default, title_of};
 use super::{Engine, search};
 use crate::catalog::Snapshot;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::hooks::{AnyTx, HookCtx, Values};
 use crate::numbering;
 use crate::sql::{Bind, Sql};
@@ -207,21 +208,28 @@ impl Engine {
             let Some((record, visible)) = stored.remove(id) else {
                 return Ok(Err(NeedsRowByRow));
             };
-            for h in &hooks {
-                let mut ctx = HookCtx {
-                    tx: &mut *tx,
-                    actor,
-                    object: full,
-                    backend,
-                };
-                if h.after_create(&mut ctx, &record).await.is_err() {
-                    return Ok(Err(NeedsRowByRow));
-                }
-            }
             records.push(record);
             out.push(visible);
         }
-        search::index_created(&mut *tx, backend, snapshot, full, &records).await?;
+        for h in &hooks {
+            let mut ctx = HookCtx {
+                tx: &mut *tx,
+                actor,
+                object: full,
+                backend,
+            };
+            match h.after_create_many(&mut ctx, &records).await {
+                Ok(()) => {}
+                // A hook may refuse a row; the row-by-row replay finds which one.
+                Err(StoreError::Domain(_)) => return Ok(Err(NeedsRowByRow)),
+                // Anything else is a fault of the chunk-wide hook itself: say so, don't hide it
+                // behind a slower replay.
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.search_index_deferred() {
+            search::index_created(&mut *tx, backend, snapshot, full, &records).await?;
+        }
         Ok(Ok(out))
     }
 

@@ -41,6 +41,9 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     hooks: HookRegistry,
     capped_totals: totals::CappedTotals,
+    /// Set during a bulk load: multi-row creates leave the search index to one sorted rebuild
+    /// at the end (`Engine::defer_search_index`).
+    search_deferred: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
@@ -50,6 +53,7 @@ impl Engine {
             catalog,
             hooks,
             capped_totals: totals::CappedTotals::default(),
+            search_deferred: Arc::default(),
         }
     }
 

@@ -179,6 +179,45 @@ async fn reindex_many(
     insert_terms(conn, backend, object, &entries).await
 }
 
+/// The non-custom search fields of an object (custom ones live in the JSON column and are not
+/// indexed).
+fn stored_search_fields(object: &ObjectDef) -> Vec<&str> {
+    object
+        .search_fields
+        .iter()
+        .filter(|k| object.field(k).is_some_and(|f| !f.custom))
+        .map(String::as_str)
+        .collect()
+}
+
+/// `SELECT <column> AS gx_owner, <search fields> FROM <table> WHERE deleted_at IS NULL`.
+fn select_owner_and_fields(backend: Backend, object: &ObjectDef, column: &str, fields: &[&str]) -> Sql {
+    let mut sql = Sql::of(backend, "SELECT ");
+    sql.ident(column).push(" AS gx_owner");
+    for f in fields {
+        sql.push(", ").ident(f);
+    }
+    sql.push(" FROM ")
+        .ident(&object.table)
+        .push(" WHERE \"deleted_at\" IS NULL");
+    sql
+}
+
+/// Decodes the rows of [`select_owner_and_fields`].
+fn decode_owner_and_fields(rows: &[sqlx::any::AnyRow], fields: &[&str]) -> StoreResult<Vec<(String, Record)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let owner: String = row.try_get("gx_owner")?;
+        let mut r = Record::new();
+        for f in fields {
+            let v: Option<String> = row.try_get(*f)?;
+            r.insert((*f).to_owned(), v.map_or(Json::Null, Json::String));
+        }
+        out.push((owner, r));
+    }
+    Ok(out)
+}
+
 /// The search-field values of live rows whose `column` is one of `values`, each with that
 /// column's value (the record itself for `id`, the parent for a child's reference).
 async fn select_search_values_in(
@@ -188,39 +227,36 @@ async fn select_search_values_in(
     column: &str,
     values: &[&str],
 ) -> StoreResult<Vec<(String, Record)>> {
-    let fields: Vec<&str> = object
-        .search_fields
-        .iter()
-        .filter(|k| object.field(k).is_some_and(|f| !f.custom))
-        .map(String::as_str)
-        .collect();
+    let fields = stored_search_fields(object);
     if fields.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::of(backend, "SELECT ");
-    sql.ident(column).push(" AS gx_owner");
-    for f in &fields {
-        sql.push(", ").ident(f);
-    }
-    sql.push(" FROM ")
-        .ident(&object.table)
-        .push(" WHERE ")
+    let mut sql = select_owner_and_fields(backend, object, column, &fields);
+    sql.push(" AND ")
         .ident(column)
         .push(" IN (")
         .bind_list(values.iter().map(|v| Bind::Text((*v).to_owned())))
-        .push(") AND \"deleted_at\" IS NULL");
+        .push(")");
     let rows = sql.query().fetch_all(&mut *conn).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let owner: String = row.try_get("gx_owner")?;
-        let mut r = Record::new();
-        for f in &fields {
-            let v: Option<String> = row.try_get(*f)?;
-            r.insert((*f).to_owned(), v.map_or(Json::Null, Json::String));
-        }
-        out.push((owner, r));
-    }
-    Ok(out)
+    decode_owner_and_fields(&rows, &fields)
+}
+
+/// The search-field values of the next `limit` live records after id `after`, in id order.
+async fn select_search_page(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    after: &str,
+    limit: i64,
+) -> StoreResult<Vec<(String, Record)>> {
+    let fields = stored_search_fields(object);
+    let mut sql = select_owner_and_fields(backend, object, "id", &fields);
+    sql.push(" AND \"id\" > ")
+        .bind(after)
+        .push(" ORDER BY \"id\" LIMIT ")
+        .bind(limit);
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    decode_owner_and_fields(&rows, &fields)
 }
 
 /// The search-field values of live rows where `column = value`.
@@ -423,13 +459,87 @@ fn walk_start(backend: Backend, object: &ObjectDef) -> Sql {
     sql
 }
 
+/// The per-record index entry deletes need `ix_search_terms_record`, which the bulk rebuild
+/// drops and recreates inside its transaction; created again, if missing, before any rebuild.
+const RECORD_INDEX_DDL: &str = "CREATE INDEX IF NOT EXISTS ix_search_terms_record ON search_terms (object, record_id)";
+
+/// Records per page read by the bulk rebuild.
+const BULK_PAGE: i64 = 2_000;
+
 impl Engine {
+    /// Bulk loads (benchmark datasets): multi-row creates stop writing search terms until
+    /// [`Engine::rebuild_search_index_bulk`] builds the whole index in sorted order, which is an
+    /// order of magnitude cheaper than inserting ~100 terms per customer at random places of a
+    /// B-tree larger than memory. The stored index is marked out of date first, so a load that
+    /// dies half-way leaves a database whose server rebuilds the index when it starts.
+    pub async fn defer_search_index(&self) -> StoreResult<()> {
+        crate::identity::set_setting(&self.db, INDEX_SETTING, &Json::String("deferred".into())).await?;
+        self.search_deferred.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(super) fn search_index_deferred(&self) -> bool {
+        self.search_deferred.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Rebuilds the whole search index in one pass per object and one sorted insert, for
+    /// `guanxi reindex` and the end of a bulk load. It holds the (SQLite) writer throughout and
+    /// replaces the index with what it read, so nothing else may write meanwhile: the commands
+    /// that call it refuse to run beside a server, and the server's own start-up rebuild uses
+    /// [`Engine::rebuild_search_index`] instead. On SQLite the staged terms and the sort spill to
+    /// temporary files (`SQLITE_TMPDIR`, else `/var/tmp` or `/tmp`): allow for about the index's
+    /// size there, and as much again in the WAL until the checkpoint. Records
+    /// are read in id order with their search children, their terms staged one row per record
+    /// in a temporary table, and the entries inserted in primary-key order — appends to the
+    /// B-tree instead of random inserts — with the record-id index built afterwards by a sort.
+    /// Ends the deferral of [`Engine::defer_search_index`]. Returns the records indexed.
+    pub async fn rebuild_search_index_bulk(&self) -> StoreResult<usize> {
+        let snapshot = self.catalog.snapshot();
+        let backend = self.db.backend();
+        let mut conn = self.db.writer().acquire().await?;
+        if backend == Backend::Sqlite {
+            // The staged terms and the sort can be larger than memory: temporary files, and
+            // two sorter threads.
+            sqlx::query("PRAGMA temp_store=FILE").execute(&mut *conn).await?;
+            sqlx::query("PRAGMA threads=2").execute(&mut *conn).await?;
+        }
+        sqlx::query("DROP TABLE IF EXISTS gx_search_stage")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "CREATE TEMP TABLE gx_search_stage (object TEXT NOT NULL, record_id TEXT NOT NULL, terms TEXT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let result = bulk_rebuild_on(&mut conn, backend, &snapshot).await;
+        // Whatever happened, the deferral ends (a failed rebuild leaves the setting out of
+        // date, so the next server start rebuilds) and the connection goes back to the pool as
+        // it was; the rebuild's own error wins over a clean-up error.
+        self.search_deferred.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut cleanup = vec!["DROP TABLE IF EXISTS gx_search_stage"];
+        if backend == Backend::Sqlite {
+            cleanup.extend(["PRAGMA threads=0", "PRAGMA temp_store=MEMORY"]);
+        }
+        let mut cleaned: StoreResult<()> = Ok(());
+        for statement in cleanup {
+            if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+                cleaned = Err(e.into());
+            }
+        }
+        drop(conn);
+        let count = result?;
+        cleaned?;
+        crate::identity::set_setting(&self.db, INDEX_SETTING, &Json::String(INDEX_VERSION.into())).await?;
+        Ok(count)
+    }
+
     /// Rebuilds the whole search index (after an upgrade that changed how terms are made, or
     /// for data loaded before the index existed), in batches so the writer is never held long.
     pub async fn rebuild_search_index(&self) -> StoreResult<usize> {
         let snapshot = self.catalog.snapshot();
         let backend = self.db.backend();
         let mut count = 0;
+        sqlx::query(RECORD_INDEX_DDL).execute(self.db.writer()).await?;
         for object in snapshot.objects() {
             if object.search_fields.is_empty() {
                 continue;
@@ -467,4 +577,99 @@ impl Engine {
         let stored = crate::identity::get_setting(&self.db, INDEX_SETTING).await?;
         Ok(stored == Some(Json::String(INDEX_VERSION.into())))
     }
+}
+
+/// The work of [`Engine::rebuild_search_index_bulk`] on its connection, which holds the empty
+/// `gx_search_stage` table.
+async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &Snapshot) -> StoreResult<usize> {
+    let mut count = 0;
+    // Stage: one row per record with its terms and those of its search children, as JSON.
+    for object in snapshot.objects().filter(|o| !o.search_fields.is_empty()) {
+        let children: Vec<(&ObjectDef, &str)> = snapshot
+            .objects()
+            .filter_map(|c| {
+                c.search_parent
+                    .as_ref()
+                    .filter(|p| p.object == object.key)
+                    .map(|p| (c.as_ref(), p.field.as_str()))
+            })
+            .collect();
+        let mut after = String::new();
+        loop {
+            let page = select_search_page(conn, backend, object, &after, BULK_PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let mut terms: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+                std::collections::BTreeMap::new();
+            for (id, r) in &page {
+                let mut out = Vec::new();
+                field_terms(object, r, &mut out);
+                terms.entry(id.as_str()).or_default().extend(out);
+            }
+            let ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
+            for (child, field) in &children {
+                for (owner, r) in select_search_values_in(conn, backend, child, field, &ids).await? {
+                    let mut out = Vec::new();
+                    field_terms(child, &r, &mut out);
+                    if let Some(set) = terms.get_mut(owner.as_str()) {
+                        set.extend(out);
+                    }
+                }
+            }
+            let staged: Vec<(&str, String)> = terms
+                .into_iter()
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(id, t)| (id, Json::from(t.into_iter().collect::<Vec<_>>()).to_string()))
+                .collect();
+            for chunk in staged.chunks(5_000) {
+                let mut ins = Sql::of(
+                    backend,
+                    "INSERT INTO gx_search_stage (object, record_id, terms) VALUES ",
+                );
+                for (i, (id, t)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        ins.push(", ");
+                    }
+                    ins.push("(")
+                        .bind(object.key.as_str())
+                        .push(", ")
+                        .bind(*id)
+                        .push(", ")
+                        .bind(t.as_str())
+                        .push(")");
+                }
+                ins.query().execute(&mut *conn).await?;
+            }
+            count += page.len();
+        }
+    }
+    // Swap in one transaction. SQLite readers see the old index until the commit; on
+    // PostgreSQL searches wait for it (DROP INDEX and TRUNCATE lock the table). TRUNCATE
+    // rather than DELETE there: deleted rows would stay in the table and its key until vacuum.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("DROP INDEX IF EXISTS ix_search_terms_record")
+        .execute(&mut *tx)
+        .await?;
+    let clear = match backend {
+        Backend::Sqlite => "DELETE FROM search_terms",
+        Backend::Postgres => "TRUNCATE search_terms",
+    };
+    sqlx::query(clear).execute(&mut *tx).await?;
+    let insert = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO search_terms (object, term, record_id) \
+             SELECT s.object, j.value, s.record_id FROM gx_search_stage s, json_each(s.terms) j \
+             ORDER BY s.object, j.value, s.record_id"
+        }
+        Backend::Postgres => {
+            "INSERT INTO search_terms (object, term, record_id) \
+             SELECT s.object, j.value, s.record_id FROM gx_search_stage s \
+             CROSS JOIN LATERAL jsonb_array_elements_text(s.terms::jsonb) AS j(value) \
+             ORDER BY s.object, j.value COLLATE \"C\", s.record_id"
+        }
+    };
+    sqlx::query(insert).execute(&mut *tx).await?;
+    sqlx::query(RECORD_INDEX_DDL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(count)
 }

@@ -332,8 +332,13 @@ async fn demo_data_gives_every_role_a_user_and_scoped_customers() {
 /// mobiles (the parent's entries are rebuilt for the whole batch).
 #[tokio::test]
 async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
-    let dir = tempfile::tempdir().expect("dir");
-    let out = run(dir.path(), &["demo-data", "--size", "12", "--batch", "5"]);
+    let db = TestDatabase::create().await.expect("database");
+    let url = db.url.clone();
+    let out = run_with(
+        db.dir.path(),
+        Some(&url),
+        &["demo-data", "--size", "12", "--batch", "5"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -341,7 +346,7 @@ async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
         "{printed}"
     );
 
-    let server = Server::start(dir.path(), None);
+    let server = Server::start(db.dir.path(), Some(&url));
     let admin = sign_in(&server.base, "demo_admin", "Demo#Guanxi2026")
         .await
         .expect("demo admin");
@@ -394,6 +399,50 @@ async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
         .get(&format!("/api/v1/records/customer/{customer_id}/history"))
         .await;
     assert_eq!(history.body["data"][0]["action"], "create", "{}", history.body);
+
+    // The chunk-wide hooks: each customer's last contact is its latest follow-up (all demo
+    // follow-ups lie in the past), and its duplicate keys are written (its phone finds it).
+    let customer = &customers.body["data"][0];
+    let follow_ups = admin
+        .get(&format!(
+            "/api/v1/records/follow_up?limit=100&filter={}",
+            crate::records::urlencode(&format!(
+                r#"{{"field":"customer_id","op":"eq","value":"{customer_id}"}}"#
+            ))
+        ))
+        .await;
+    let latest = follow_ups.body["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|f| f["occurred_at"].as_str())
+        .max()
+        .expect("follow-ups");
+    assert_eq!(customer["last_contacted_at"], latest, "{}", customer);
+    let dupes = admin
+        .post(
+            "/api/v1/customers/duplicates",
+            &serde_json::json!({"phone": customer["phone"]}),
+        )
+        .await;
+    assert_eq!(
+        dupes.body["data"]["matches"][0]["record"]["id"], customer["id"],
+        "{}",
+        dupes.body
+    );
+    // Follow-ups are in the index built after the load, by subject.
+    let subject = follow_ups.body["data"][0]["subject"].as_str().expect("subject");
+    let found = admin
+        .get(&format!(
+            "/api/v1/records/follow_up?q={}",
+            crate::records::urlencode(subject)
+        ))
+        .await;
+    assert!(
+        found.body["data"].as_array().is_some_and(|rows| !rows.is_empty()),
+        "{}",
+        found.body
+    );
     server.terminate();
 }
 
@@ -402,16 +451,17 @@ async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
 /// of its name and by the phone of one of its contacts.
 #[tokio::test]
 async fn reindex_rebuilds_the_search_index_and_duplicate_keys() {
-    let dir = tempfile::tempdir().expect("dir");
-    let out = run(dir.path(), &["demo-data", "--size", "3"]);
+    let db = TestDatabase::create().await.expect("database");
+    let url = db.url.clone();
+    let out = run_with(db.dir.path(), Some(&url), &["demo-data", "--size", "3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(dir.path(), &["reindex"]);
+    let out = run_with(db.dir.path(), Some(&url), &["reindex"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("duplicate keys rebuilt for 3 customers"), "{printed}");
     assert!(printed.contains("search index rebuilt for"), "{printed}");
 
-    let server = Server::start(dir.path(), None);
+    let server = Server::start(db.dir.path(), Some(&url));
     let admin = sign_in(&server.base, "demo_admin", "Demo#Guanxi2026")
         .await
         .expect("demo admin");

@@ -313,6 +313,62 @@ async fn follow_ups_keep_the_last_contact_and_the_reclaim_job_returns_neglected_
     assert_eq!(again["reclaimed"], 0, "{again}");
 }
 
+/// Follow-ups created many at once (an import, a dataset) take the chunk-wide hook: one UPDATE
+/// for all their customers, with the same rules as one at a time — the latest past follow-up of
+/// each customer wins, a planned one does not count, an older one does not move it back.
+#[tokio::test]
+async fn follow_ups_created_in_a_batch_keep_each_customers_last_contact() {
+    let app = spawn_app().await;
+    let two = app.create("customer", json!({"name": "两次回访"})).await;
+    let planned = app
+        .create(
+            "customer",
+            json!({"name": "只有计划", "last_contacted_at": days_ago(40)}),
+        )
+        .await;
+    let newer_kept = app
+        .create(
+            "customer",
+            json!({"name": "近期已联系", "last_contacted_at": days_ago(1)}),
+        )
+        .await;
+    let follow = |id: &str, at: String| {
+        let body = json!({"customer_id": id, "kind": "call", "subject": "批量回访", "occurred_at": at});
+        body.as_object().cloned().unwrap_or_default()
+    };
+    let latest = days_ago(3);
+    let rows = vec![
+        follow(s(&two, "id"), days_ago(10)),
+        follow(s(&two, "id"), latest.clone()),
+        follow(s(&planned, "id"), days_ago(-5)),
+        follow(s(&newer_kept, "id"), days_ago(20)),
+    ];
+    let actor = guanxi_core::Actor::system();
+    let results = app
+        .state
+        .engine
+        .create_batch(&actor, "follow_up", &rows)
+        .await
+        .expect("batch");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let last = |c: &Json| {
+        let path = format!("/api/v1/records/customer/{}", s(c, "id"));
+        let app = &app;
+        async move { app.get(&path).await.data()["last_contacted_at"].clone() }
+    };
+    assert_eq!(last(&two).await, json!(latest), "the later of two follow-ups");
+    assert_eq!(
+        last(&planned).await,
+        planned["last_contacted_at"],
+        "a planned follow-up is no contact"
+    );
+    assert_eq!(
+        last(&newer_kept).await,
+        newer_kept["last_contacted_at"],
+        "never moved back"
+    );
+}
+
 #[tokio::test]
 async fn the_daily_jobs_are_queued_once_a_day_and_only_when_switched_on() {
     // Without the worker, nothing runs the jobs or the scheduler: the test drives it.
