@@ -170,7 +170,13 @@ async fn sample(session: &Session, args: &Args) -> anyhow::Result<Sample> {
     let body = session
         .get_json(
             "/api/v1/records/customer",
-            &[("limit", "500".to_owned()), ("total", "none".to_owned())],
+            // The dataset's first customers by number: the same sample on every run, whatever
+            // earlier runs' `create` scenario added (those get higher numbers).
+            &[
+                ("limit", "500".to_owned()),
+                ("total", "none".to_owned()),
+                ("sort", "number".to_owned()),
+            ],
         )
         .await?;
     let records = body.get("data").and_then(Json::as_array).cloned().unwrap_or_default();
