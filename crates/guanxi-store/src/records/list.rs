@@ -174,9 +174,16 @@ impl Engine {
             .page
             .map_or(0, |page| i64::from(page.max(1) - 1) * i64::from(limit));
         let mut records = Vec::new();
+        // The walks of a split read take ids only (index-only scans of (owner_id, id) and
+        // (department_id, id)); the page's rows are then read once, by id.
+        let mut split_ids: Vec<String> = Vec::new();
         for part in parts {
             let mut sql = Sql::of(backend, "SELECT ");
-            push_select_list(&mut sql, &object);
+            if split {
+                sql.push("\"id\"");
+            } else {
+                push_select_list(&mut sql, &object);
+            }
             sql.push(" FROM ").ident(&object.table).push(" WHERE ");
             push_where(&mut sql, &object, query, actor, part, found_ids);
             if let Some(cursor) = &query.cursor {
@@ -215,18 +222,23 @@ impl Engine {
                 }
             }
             for row in sql.query().fetch_all(self.db.reader()).await? {
-                records.push(decode_row(&object, &row, query.deleted)?);
+                if split {
+                    split_ids.push(row.try_get("id")?);
+                } else {
+                    records.push(decode_row(&object, &row, query.deleted)?);
+                }
             }
         }
         if split {
-            let id_of = |r: &Record| r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-            records.sort_by_key(id_of);
+            split_ids.sort();
             if sort.first().is_some_and(|k| k.descending) {
-                records.reverse();
+                split_ids.reverse();
             }
             // A record of the actor's department without an owner is in both walks.
-            records.dedup_by_key(|r| id_of(r));
-            records.drain(..usize::try_from(offset).unwrap_or(0).min(records.len()));
+            split_ids.dedup();
+            split_ids.drain(..usize::try_from(offset).unwrap_or(0).min(split_ids.len()));
+            split_ids.truncate(limit as usize + 1);
+            records = self.rows_by_id(&object, &split_ids, query.deleted).await?;
         }
         let has_more = records.len() > limit as usize;
         records.truncate(limit as usize);
@@ -283,11 +295,43 @@ impl Engine {
 impl Engine {
     /// Whether any live record of the object is in its public pool (has no owner): one probe of
     /// the (owner_id, id) index.
+    /// The rows with these ids, in the order given (ids deleted or restored meanwhile are
+    /// skipped).
+    async fn rows_by_id(&self, object: &ObjectDef, ids: &[String], deleted: bool) -> StoreResult<Vec<Record>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::of(self.db.backend(), "SELECT ");
+        push_select_list(&mut sql, object);
+        sql.push(" FROM ")
+            .ident(&object.table)
+            .push(" WHERE \"id\" IN (")
+            .bind_list(ids.iter().map(|id| Bind::Text(id.clone())))
+            .push(")");
+        push_bin(&mut sql, deleted);
+        let mut by_id = std::collections::HashMap::with_capacity(ids.len());
+        for row in sql.query().fetch_all(self.db.reader()).await? {
+            let id: String = row.try_get("id")?;
+            by_id.insert(id, decode_row(object, &row, deleted)?);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
     async fn pool_has_records(&self, object: &ObjectDef) -> StoreResult<bool> {
         let mut sql = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
         sql.ident(&object.table)
             .push(" WHERE \"owner_id\" IS NULL AND \"deleted_at\" IS NULL LIMIT 1");
-        Ok(sql.query().fetch_optional(self.db.reader()).await?.is_some())
+        // A pool that had records a few seconds ago is taken to have them still (kept like a
+        // total over the cap): at worst a list walks an empty pool. An empty pool is probed
+        // again on every request, so a customer just released shows up at once.
+        if self.capped_totals.over_cap(&sql) {
+            return Ok(true);
+        }
+        let found = sql.query().fetch_optional(self.db.reader()).await?.is_some();
+        if found {
+            self.capped_totals.remember(&sql);
+        }
+        Ok(found)
     }
 }
 
