@@ -149,7 +149,7 @@ impl Engine {
             ),
             _ => None,
         };
-        let found_ids = found.as_ref().map(|(ids, _)| ids.as_slice());
+        let found_ids = found.as_ref().map(|f| f.ids.as_slice());
 
         // A list widened by the public pool and sorted by id alone is read as two index walks —
         // the actor's own scope, then the pool — merged here; one query with `scope OR owner_id
@@ -173,10 +173,40 @@ impl Engine {
         let offset = query
             .page
             .map_or(0, |page| i64::from(page.max(1) - 1) * i64::from(limit));
+        let mut parts_override: Option<Vec<Record>> = None;
+        // A ranked search in the default order (newest first) is paged here from the walk's
+        // titles — exact title, then title prefix, then the rest, newest first within each, as
+        // the SQL below would order it — and only the page's rows are read.
+        let rank_here = ranked
+            && query.cursor.is_none()
+            && matches!(sort.as_slice(), [key] if key.field.key == "id" && key.descending);
+        if let (true, Some(found), Some(text)) = (rank_here, &found, search_text) {
+            let folded = text.to_lowercase();
+            let rank = |title: &Option<String>| match title {
+                Some(t) if t == text => 0,
+                Some(t) if t.to_lowercase().starts_with(&folded) => 1,
+                _ => 2,
+            };
+            let mut order: Vec<(u8, &String)> = found
+                .ids
+                .iter()
+                .zip(&found.titles)
+                .map(|(id, title)| (rank(title), id))
+                .collect();
+            order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+            let page: Vec<String> = order
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(0))
+                .take(limit as usize + 1)
+                .map(|(_, id)| id.clone())
+                .collect();
+            parts_override = Some(self.rows_by_id(&object, &page, query.deleted).await?);
+        }
         let mut records = Vec::new();
         // The walks of a split read take ids only (index-only scans of (owner_id, id) and
         // (department_id, id)); the page's rows are then read once, by id.
         let mut split_ids: Vec<String> = Vec::new();
+        let parts = if parts_override.is_some() { Vec::new() } else { parts };
         for part in parts {
             let mut sql = Sql::of(backend, "SELECT ");
             if split {
@@ -240,6 +270,9 @@ impl Engine {
             split_ids.truncate(limit as usize + 1);
             records = self.rows_by_id(&object, &split_ids, query.deleted).await?;
         }
+        if let Some(ranked_page) = parts_override {
+            records = ranked_page;
+        }
         let has_more = records.len() > limit as usize;
         records.truncate(limit as usize);
         // Ranked search pages by `page` (a cursor cannot carry the rank).
@@ -252,7 +285,10 @@ impl Engine {
             (TotalMode::None, _) => (None, false),
             // The candidates already satisfy every condition: their number is the total, exact
             // unless the bound cut the walk short.
-            (_, Some((ids, truncated))) => (Some(i64::try_from(ids.len()).unwrap_or(i64::MAX)), !truncated),
+            (_, Some(found)) => (
+                Some(i64::try_from(found.ids.len()).unwrap_or(i64::MAX)),
+                !found.truncated,
+            ),
             (TotalMode::Capped | TotalMode::Exact, None) => {
                 let cap = (query.total == TotalMode::Capped).then_some(DEFAULT_TOTAL_CAP);
                 let mut count = Sql::of(backend, "SELECT count(*) AS n FROM (SELECT 1 FROM ");

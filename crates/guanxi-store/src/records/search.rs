@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
 
 use super::Engine;
-use super::codec::Record;
+use super::codec::{Record, push_field_expr};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::StoreResult;
@@ -373,8 +373,8 @@ pub(super) async fn after_lifecycle(
 /// for counting.
 pub const SEARCH_CANDIDATES: usize = 200;
 
-/// The ids of the records a quick search ranks (at most [`SEARCH_CANDIDATES`], best first, no
-/// duplicates), and whether the bound cut the walk short. `push_conditions` appends the list's
+/// The records a quick search ranks (at most [`SEARCH_CANDIDATES`], best first, no duplicates)
+/// with their titles, and whether the bound cut the walk short. `push_conditions` appends the list's
 /// other conditions (recycle bin, scope, filter) for the object's table, starting with `AND`.
 pub(super) async fn candidates(
     conn: impl sqlx::Acquire<'_, Database = sqlx::Any>,
@@ -382,7 +382,7 @@ pub(super) async fn candidates(
     object: &ObjectDef,
     query: &str,
     push_conditions: impl Fn(&mut Sql),
-) -> StoreResult<(Vec<String>, bool)> {
+) -> StoreResult<Candidates> {
     let mut conn = conn.acquire().await?;
     let statements: Vec<Sql> = match plan(query) {
         Plan::Nothing => Vec::new(),
@@ -391,7 +391,7 @@ pub(super) async fn candidates(
             // time-ordered UUIDs) and probe the others by primary key.
             let terms = rarest_first(&mut *conn, backend, object, terms).await?;
             if terms.is_empty() {
-                return Ok((Vec::new(), false));
+                return Ok(Candidates::default());
             }
             let mut sql = walk_start(backend, object);
             let mut iter = terms.into_iter();
@@ -423,13 +423,12 @@ pub(super) async fn candidates(
             })
             .collect(),
     };
-    let mut ids: Vec<String> = Vec::new();
+    let mut found = Candidates::default();
     let mut seen = std::collections::HashSet::new();
-    let mut truncated = false;
     for mut sql in statements {
-        let room = SEARCH_CANDIDATES - ids.len();
+        let room = SEARCH_CANDIDATES - found.ids.len();
         if room == 0 {
-            truncated = true;
+            found.truncated = true;
             break;
         }
         // One more than there is room for tells whether the walk was cut short.
@@ -439,15 +438,27 @@ pub(super) async fn candidates(
             if seen.contains(&id) {
                 continue;
             }
-            if ids.len() == SEARCH_CANDIDATES {
-                truncated = true;
+            if found.ids.len() == SEARCH_CANDIDATES {
+                found.truncated = true;
                 break;
             }
             seen.insert(id.clone());
-            ids.push(id);
+            found.titles.push(row.try_get("gx_title")?);
+            found.ids.push(id);
         }
     }
-    Ok((ids, truncated))
+    Ok(found)
+}
+
+/// What a quick search's index walk found.
+#[derive(Debug, Default)]
+pub(super) struct Candidates {
+    /// Ids of matching records (at most [`SEARCH_CANDIDATES`], best first, no duplicates).
+    pub ids: Vec<String>,
+    /// Their titles, for ranking (`None` where the title is empty or hidden).
+    pub titles: Vec<Option<String>>,
+    /// Whether the bound cut the walk short.
+    pub truncated: bool,
 }
 
 /// Entry counts that tell a rare term from a common one. Counting stops at the bound, so a probe
@@ -503,7 +514,20 @@ async fn rarest_first(
 /// joined so that the list's other conditions apply inside the walk; they name its columns
 /// unqualified, which is unambiguous because `search_terms` has none of them.
 fn walk_start(backend: Backend, object: &ObjectDef) -> Sql {
-    let mut sql = Sql::of(backend, "SELECT t0.record_id FROM search_terms t0 JOIN ");
+    let mut sql = Sql::of(backend, "SELECT t0.record_id, ");
+    // The title comes along for ranking, so the page can be chosen without reading the
+    // candidates' rows again (absent when the actor may not see it).
+    match object.field(&object.title_field) {
+        Some(title) => {
+            sql.push("CAST(");
+            push_field_expr(&mut sql, title);
+            sql.push(" AS TEXT)");
+        }
+        None => {
+            sql.push("CAST(NULL AS TEXT)");
+        }
+    }
+    sql.push(" AS gx_title FROM search_terms t0 JOIN ");
     sql.ident(&object.table)
         .push(" ON ")
         .ident(&object.table)
