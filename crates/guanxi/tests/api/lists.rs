@@ -286,4 +286,16 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
     let rebuilt = app.state.engine.rebuild_search_index().await.expect("rebuild");
     assert!(rebuilt >= 4);
     assert_eq!(found("zydl").await, ["中原电力"], "a rebuild gives the same answers");
+
+    // Ranking: the exact title, then titles starting with the query, then the rest, newest
+    // first within each; numbered pages follow the same order.
+    app.create("customer", json!({"name": "中原电力集团"})).await;
+    app.create("customer", json!({"name": "华中原电力"})).await;
+    assert_eq!(found("中原电力").await, ["中原电力", "中原电力集团", "华中原电力"]);
+    let q = urlencode("中原电力");
+    assert_eq!(
+        names(&app, &format!("q={q}&limit=1&page=2")).await,
+        ["中原电力集团"]
+    );
+    assert_eq!(names(&app, &format!("q={q}&limit=2&page=2")).await, ["华中原电力"]);
 }
