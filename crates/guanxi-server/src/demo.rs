@@ -449,6 +449,7 @@ pub async fn generate_bulk(
     let batch = batch.max(1);
     let actor = Actor::system();
     let mut start = 0;
+    let mut chunks: usize = 0;
     while start < customers {
         let end = (start + batch).min(customers);
         let mut bodies = Vec::with_capacity(end - start);
@@ -481,6 +482,12 @@ pub async fn generate_bulk(
             summary.follow_ups += 1;
         }
         start = end;
+        // Statistics after the 1st, 2nd, 4th, 8th… chunk, i.e. whenever the data has doubled:
+        // the planner then knows the new tables (PostgreSQL; see `Db::refresh_statistics`).
+        chunks += 1;
+        if chunks.is_power_of_two() {
+            engine.db().refresh_statistics().await?;
+        }
         progress(summary.customers);
     }
     Ok(summary)
