@@ -52,28 +52,11 @@ pub async fn write_keys(
         del.bind(customer_id);
         del.query().execute(&mut *conn).await?;
     }
-    let keys = record_keys(record);
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let mut ins = Sql::of(
-        backend,
-        "INSERT INTO customer_duplicate_keys (customer_id, kind, norm) VALUES ",
-    );
-    for (i, (kind, norm)) in keys.iter().enumerate() {
-        if i > 0 {
-            ins.push(", ");
-        }
-        ins.push("(")
-            .bind(customer_id)
-            .push(", ")
-            .bind(kind.as_str())
-            .push(", ")
-            .bind(norm.as_str())
-            .push(")");
-    }
-    ins.query().execute(&mut *conn).await?;
-    Ok(())
+    let keys: Vec<(&str, KeyKind, String)> = record_keys(record)
+        .into_iter()
+        .map(|(kind, norm)| (customer_id, kind, norm))
+        .collect();
+    insert_keys(conn, backend, &keys).await
 }
 
 /// The keys of many new customers (a multi-row create), a few thousand rows per statement.
@@ -83,6 +66,11 @@ pub async fn write_new_keys_many(conn: &mut AnyConnection, backend: Backend, rec
         let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
         rows.extend(record_keys(record).into_iter().map(|(kind, norm)| (id, kind, norm)));
     }
+    insert_keys(conn, backend, &rows).await
+}
+
+/// `(customer, kind, key)` rows into the key table, a few thousand per statement.
+async fn insert_keys(conn: &mut AnyConnection, backend: Backend, rows: &[(&str, KeyKind, String)]) -> StoreResult<()> {
     for chunk in rows.chunks(5_000) {
         let mut ins = Sql::of(
             backend,
@@ -305,16 +293,26 @@ impl Engine {
             let rows = sql.query().fetch_all(self.db().reader()).await?;
             let Some(last) = rows.last() else { break };
             let last: String = last.try_get("id")?;
-            let mut tx = self.db().writer().begin().await?;
+            let mut records = Vec::with_capacity(rows.len());
             for row in &rows {
                 let mut r = Record::new();
                 for f in ["id", "name", "phone", "email", "credit_code"] {
                     let v: Option<String> = row.try_get(f)?;
                     r.insert(f.to_owned(), v.map_or(Json::Null, Json::String));
                 }
-                let id = r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-                write_keys(&mut tx, backend, &id, &r, false).await?;
+                records.push(r);
             }
+            // The page's old keys go in one statement, the new ones in another.
+            let mut tx = self.db().writer().begin().await?;
+            let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id IN (");
+            del.bind_list(
+                records
+                    .iter()
+                    .map(|r| Bind::Text(r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned())),
+            )
+            .push(")");
+            del.query().execute(&mut *tx).await?;
+            write_new_keys_many(&mut tx, backend, &records).await?;
             tx.commit().await?;
             count += rows.len();
             after = last;
