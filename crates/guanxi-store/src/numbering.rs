@@ -18,28 +18,10 @@ pub async fn next_number(
     rule: &NumberingRule,
     today: time::Date,
 ) -> StoreResult<String> {
-    let period = rule.period(today);
-    let mut ensure = Sql::of(
-        backend,
-        "INSERT INTO number_sequences (rule_key, period, last_value) VALUES (",
-    );
-    ensure
-        .bind(rule_key)
-        .push(", ")
-        .bind(period.as_str())
-        .push(", 0) ON CONFLICT (rule_key, period) DO NOTHING");
-    ensure.query().execute(&mut *conn).await?;
-    let mut bump = Sql::of(
-        backend,
-        "UPDATE number_sequences SET last_value = last_value + 1 WHERE rule_key = ",
-    );
-    bump.bind(rule_key)
-        .push(" AND period = ")
-        .bind(period.as_str())
-        .push(" RETURNING last_value");
-    let row = bump.query().fetch_one(&mut *conn).await?;
-    let value: i64 = row.try_get("last_value")?;
-    Ok(rule.format(&period, value))
+    let mut numbers = next_numbers(conn, backend, rule_key, rule, today, 1).await?;
+    numbers
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no number handed out for {rule_key}").into())
 }
 
 /// Hands out `count` consecutive numbers of a rule in one step (batch creates): the counter
@@ -56,24 +38,22 @@ pub async fn next_numbers(
         return Ok(Vec::new());
     }
     let period = rule.period(today);
-    let mut ensure = Sql::of(
+    let step = i64::try_from(count).map_err(anyhow::Error::from)?;
+    // One upsert creates the period's counter or moves it on (row-locked on PostgreSQL, under
+    // the single writer on SQLite), so concurrent creates never share a number.
+    let mut bump = Sql::of(
         backend,
         "INSERT INTO number_sequences (rule_key, period, last_value) VALUES (",
     );
-    ensure
-        .bind(rule_key)
+    bump.bind(rule_key)
         .push(", ")
         .bind(period.as_str())
-        .push(", 0) ON CONFLICT (rule_key, period) DO NOTHING");
-    ensure.query().execute(&mut *conn).await?;
-    let step = i64::try_from(count).map_err(anyhow::Error::from)?;
-    let mut bump = Sql::of(backend, "UPDATE number_sequences SET last_value = last_value + ");
-    bump.bind(step)
-        .push(" WHERE rule_key = ")
-        .bind(rule_key)
-        .push(" AND period = ")
-        .bind(period.as_str())
-        .push(" RETURNING last_value");
+        .push(", ")
+        .bind(step)
+        .push(
+            ") ON CONFLICT (rule_key, period) DO UPDATE SET last_value = number_sequences.last_value + excluded.last_value \
+             RETURNING last_value",
+        );
     let row = bump.query().fetch_one(&mut *conn).await?;
     let last: i64 = row.try_get("last_value")?;
     Ok((last - step + 1..=last).map(|v| rule.format(&period, v)).collect())

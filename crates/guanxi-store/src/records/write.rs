@@ -545,7 +545,9 @@ impl Engine {
             };
             h.after_create(&mut ctx, &stored).await?;
         }
-        search::after_change(&mut *tx, backend, snapshot, full, &stored, None).await?;
+        // A new record has no index entries and no children yet: its terms are inserted
+        // straight from the stored row (and its search parent, if any, is reindexed).
+        search::index_created(&mut *tx, backend, snapshot, full, std::slice::from_ref(&stored)).await?;
         decode_row(view, &row, false)
     }
 
