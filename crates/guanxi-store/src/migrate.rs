@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0012_search_terms_without_rowid"),
     migration!("0014_customer_filter_index"),
     migration!("0015_customer_groups"),
+    migration!("0016_customer_filter_index_value_desc"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

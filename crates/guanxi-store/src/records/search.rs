@@ -607,6 +607,9 @@ impl Engine {
         let count = result?;
         cleaned?;
         crate::identity::set_setting(&self.db, INDEX_SETTING, &Json::String(INDEX_VERSION.into())).await?;
+        // PostgreSQL last analysed the index while it was empty; with those statistics it
+        // planned a search over 108 million entries as a scan (seconds per query).
+        self.db.refresh_statistics().await?;
         Ok(count)
     }
 
