@@ -389,7 +389,7 @@ pub(super) async fn candidates(
         Plan::AllOf(terms) => {
             // Every term must be present: walk the rarest term's entries newest first (ids are
             // time-ordered UUIDs) and probe the others by primary key.
-            let terms = rarest_first(&mut *conn, backend, object, terms).await?;
+            let terms = rarest_first(&mut conn, backend, object, terms).await?;
             if terms.is_empty() {
                 return Ok(Candidates::default());
             }
@@ -467,9 +467,9 @@ const RARITY_PROBES: [i64; 1] = [2_000];
 
 /// The terms of an all-of search, rarest first, or none when one of them has no entry at all
 /// (nothing can match). The walk goes through the first term's entries until it has found
-/// enough records having all the others, so a common first term with a rare combination (平顶山
-/// + 宏远 + 能源: 62,000 entries of 宏远 for 744 matches at a million customers) would walk
-/// them all; walking the rarest bounds the walk by its count.
+/// enough records having all the others, so a common first term with a rare combination
+/// (平顶山, 宏远 and 能源 together: 62,000 entries of 宏远 for 744 matches at a million
+/// customers) would walk them all; walking the rarest bounds the walk by its count.
 async fn rarest_first(
     conn: &mut AnyConnection,
     backend: Backend,
