@@ -287,28 +287,10 @@ pub async fn run_scheduler(state: AppState, mut stop: tokio::sync::watch::Receiv
 pub struct FollowUpHooks;
 
 impl FollowUpHooks {
-    async fn touch(ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
-        let text = |k: &str| record.get(k).and_then(Json::as_str).map(str::to_owned);
-        let (Some(customer), Some(at)) = (text("customer_id"), text("occurred_at")) else {
-            return Ok(());
-        };
-        if at > now_utc() {
-            return Ok(());
-        }
-        let mut sql = Sql::of(ctx.backend, "UPDATE customers SET last_contacted_at = ");
-        sql.bind(at.as_str())
-            .push(" WHERE id = ")
-            .bind(customer.as_str())
-            .push(" AND (last_contacted_at IS NULL OR last_contacted_at < ")
-            .bind(at.as_str())
-            .push(")");
-        sql.query().execute(&mut **ctx.tx).await?;
-        Ok(())
-    }
-
-    /// [`Self::touch`] for many new follow-ups: the latest past one per customer, then one
-    /// UPDATE per few hundred customers (`CASE id WHEN … THEN …`, the same on both backends).
-    async fn touch_many(ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
+    /// Moves the customers' last contact to the latest of these follow-ups that has happened
+    /// (per customer), never back: one UPDATE per few hundred customers (`CASE id WHEN … THEN
+    /// …`, the same on both backends). Serves single writes and whole import chunks alike.
+    async fn touch(ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
         let now = now_utc();
         let mut latest: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
         for record in records {
@@ -353,15 +335,15 @@ impl FollowUpHooks {
 #[async_trait]
 impl RecordHooks for FollowUpHooks {
     async fn after_create(&self, ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
-        Self::touch(ctx, record).await
+        Self::touch(ctx, std::slice::from_ref(record)).await
     }
 
     async fn after_create_many(&self, ctx: &mut HookCtx<'_>, records: &[Record]) -> StoreResult<()> {
-        Self::touch_many(ctx, records).await
+        Self::touch(ctx, records).await
     }
 
     async fn after_update(&self, ctx: &mut HookCtx<'_>, _old: &Record, new: &Record) -> StoreResult<()> {
-        Self::touch(ctx, new).await
+        Self::touch(ctx, std::slice::from_ref(new)).await
     }
 }
 

@@ -173,7 +173,7 @@ impl Engine {
         let offset = query
             .page
             .map_or(0, |page| i64::from(page.max(1) - 1) * i64::from(limit));
-        let mut parts_override: Option<Vec<Record>> = None;
+        let mut ranked_page: Option<Vec<Record>> = None;
         // A ranked search in the default order (newest first) is paged here from the walk's
         // titles — exact title, then title prefix, then the rest, newest first within each, as
         // the SQL below would order it — and only the page's rows are read.
@@ -200,13 +200,14 @@ impl Engine {
                 .take(limit as usize + 1)
                 .map(|(_, id)| id.clone())
                 .collect();
-            parts_override = Some(self.rows_by_id(&object, &page, query.deleted).await?);
+            ranked_page = Some(self.rows_by_id(&object, &page, query.deleted).await?);
         }
         let mut records = Vec::new();
         // The walks of a split read take ids only (index-only scans of (owner_id, id) and
         // (department_id, id)); the page's rows are then read once, by id.
         let mut split_ids: Vec<String> = Vec::new();
-        let parts = if parts_override.is_some() { Vec::new() } else { parts };
+        // A ranked page read above needs no page query.
+        let parts = if ranked_page.is_some() { Vec::new() } else { parts };
         for part in parts {
             let mut sql = Sql::of(backend, "SELECT ");
             if split {
@@ -270,8 +271,8 @@ impl Engine {
             split_ids.truncate(limit as usize + 1);
             records = self.rows_by_id(&object, &split_ids, query.deleted).await?;
         }
-        if let Some(ranked_page) = parts_override {
-            records = ranked_page;
+        if let Some(page) = ranked_page {
+            records = page;
         }
         let has_more = records.len() > limit as usize;
         records.truncate(limit as usize);

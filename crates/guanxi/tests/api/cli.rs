@@ -163,6 +163,17 @@ async fn backup_runs_online_and_restore_refuses_a_running_database() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    // The commands that replace the whole search index refuse a database a server writes to:
+    // the server's entries written meanwhile would be lost.
+    for args in [&["reindex"][..], &["demo-data", "--size", "2"][..]] {
+        let refused = run(dir.path(), args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("in use"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
     let exists = run(dir.path(), &["backup", "before.db"]);
     assert!(!exists.status.success(), "a backup never overwrites a file");
     server.terminate();
