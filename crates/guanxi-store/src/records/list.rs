@@ -299,13 +299,13 @@ impl Engine {
                     count.push(" LIMIT ").bind(cap + 1);
                 }
                 count.push(") AS matching");
-                if cap.is_some() && self.capped_totals.over_cap(&count) {
+                if cap.is_some() && self.remembered.is_fresh(&count) {
                     (cap, false)
                 } else {
                     let n: i64 = count.query().fetch_one(self.db.reader()).await?.try_get("n")?;
                     match cap {
                         Some(cap) if n > cap => {
-                            self.capped_totals.remember(&count);
+                            self.remembered.remember(&count);
                             (Some(cap), false)
                         }
                         _ => (Some(n), true),
@@ -361,12 +361,12 @@ impl Engine {
         // A pool that had records a few seconds ago is taken to have them still (kept like a
         // total over the cap): at worst a list walks an empty pool. An empty pool is probed
         // again on every request, so a customer just released shows up at once.
-        if self.capped_totals.over_cap(&sql) {
+        if self.remembered.is_fresh(&sql) {
             return Ok(true);
         }
         let found = sql.query().fetch_optional(self.db.reader()).await?.is_some();
         if found {
-            self.capped_totals.remember(&sql);
+            self.remembered.remember(&sql);
         }
         Ok(found)
     }

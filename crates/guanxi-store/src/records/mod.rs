@@ -40,7 +40,7 @@ pub struct Engine {
     db: Db,
     catalog: Arc<Catalog>,
     hooks: HookRegistry,
-    capped_totals: totals::CappedTotals,
+    remembered: totals::RememberedAnswers,
     /// Set during a bulk load: multi-row creates leave the search index to one sorted rebuild
     /// at the end (`Engine::defer_search_index`).
     search_deferred: Arc<std::sync::atomic::AtomicBool>,
@@ -52,7 +52,7 @@ impl Engine {
             db,
             catalog,
             hooks,
-            capped_totals: totals::CappedTotals::default(),
+            remembered: totals::RememberedAnswers::default(),
             search_deferred: Arc::default(),
         }
     }

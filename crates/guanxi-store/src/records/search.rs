@@ -38,34 +38,7 @@ pub(super) async fn reindex(
     object: &ObjectDef,
     id: &str,
 ) -> StoreResult<()> {
-    if object.search_fields.is_empty() {
-        return Ok(());
-    }
-    let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
-    del.bind(object.key.as_str()).push(" AND record_id = ").bind(id);
-    del.query().execute(&mut *conn).await?;
-
-    let mut all = Vec::new();
-    let own = select_search_values(conn, backend, object, "id", id).await?;
-    for r in &own {
-        field_terms(object, r, &mut all);
-    }
-    if own.is_empty() {
-        return Ok(());
-    }
-    for child in snapshot.objects() {
-        let Some(parent) = &child.search_parent else { continue };
-        if parent.object != object.key {
-            continue;
-        }
-        for r in select_search_values(conn, backend, child, &parent.field, id).await? {
-            field_terms(child, &r, &mut all);
-        }
-    }
-    all.sort();
-    all.dedup();
-    let entries: Vec<(&str, &str)> = all.iter().map(|t| (id, t.as_str())).collect();
-    insert_terms(conn, backend, object, &entries).await
+    reindex_many(conn, backend, snapshot, object, &[id]).await
 }
 
 /// Inserts `(record id, term)` index entries of one object, a few thousand per statement.
@@ -257,50 +230,6 @@ async fn select_search_page(
         .bind(limit);
     let rows = sql.query().fetch_all(&mut *conn).await?;
     decode_owner_and_fields(&rows, &fields)
-}
-
-/// The search-field values of live rows where `column = value`.
-async fn select_search_values(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    object: &ObjectDef,
-    column: &str,
-    value: &str,
-) -> StoreResult<Vec<Record>> {
-    let fields: Vec<&str> = object
-        .search_fields
-        .iter()
-        .filter(|k| object.field(k).is_some_and(|f| !f.custom))
-        .map(String::as_str)
-        .collect();
-    if fields.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = Sql::of(backend, "SELECT ");
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.ident(f);
-    }
-    sql.push(" FROM ")
-        .ident(&object.table)
-        .push(" WHERE ")
-        .ident(column)
-        .push(" = ")
-        .bind(value)
-        .push(" AND \"deleted_at\" IS NULL");
-    let rows = sql.query().fetch_all(&mut *conn).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut r = Record::new();
-        for f in &fields {
-            let v: Option<String> = row.try_get(*f)?;
-            r.insert((*f).to_owned(), v.map_or(Json::Null, Json::String));
-        }
-        out.push(r);
-    }
-    Ok(out)
 }
 
 /// Keeps the index in step after a change of `record` (and, for an update, its `old` version):
