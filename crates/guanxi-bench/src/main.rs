@@ -1,6 +1,9 @@
 //! `guanxi-bench`: drives the HTTP API of a running Guanxi server over loopback with N concurrent
 //! connections per scenario and prints requests/s, latency percentiles, errors and the server's
-//! peak resident memory (VmHWM). Writes a Markdown table and a JSON file. See docs/BENCHMARKS.md.
+//! peak resident memory (VmHWM); times one-off import and export jobs (`--jobs`, transfer.rs).
+//! Writes a Markdown table and a JSON file. See docs/BENCHMARKS.md.
+
+mod transfer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,9 +51,17 @@ struct Args {
     /// Unmeasured seconds before each scenario.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Comma-separated scenarios (default: all).
+    /// Comma-separated scenarios (default: all, unless --jobs is given).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
+    /// Comma-separated one-off jobs to time after the scenarios: import_csv, export_csv,
+    /// export_xlsx (exports of every customer, five fields).
+    #[arg(long, value_delimiter = ',')]
+    jobs: Vec<String>,
+    /// Rows of the csv that `import_csv` generates and imports (3% with a bad phone). Above
+    /// ~900,000 rows raise the server's `max_upload_bytes` (GUANXI_MAX_UPLOAD_BYTES).
+    #[arg(long, default_value_t = 100_000)]
+    import_rows: u64,
     /// Pid of the server (default: the process listening on the URL's port, found through /proc).
     #[arg(long)]
     pid: Option<u32>,
@@ -537,7 +548,7 @@ fn markdown(args: &Args, pid: Option<u32>, outcomes: &[Outcome]) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let base = args.url.trim_end_matches('/').to_owned();
-    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+    let scenarios: Vec<String> = if args.scenarios.is_empty() && args.jobs.is_empty() {
         ALL.iter().map(|s| (*s).to_owned()).collect()
     } else {
         args.scenarios.clone()
@@ -545,6 +556,11 @@ async fn main() -> anyhow::Result<()> {
     for s in &scenarios {
         if !ALL.contains(&s.as_str()) {
             bail!("unknown scenario {s}; known: {}", ALL.join(", "));
+        }
+    }
+    for j in &args.jobs {
+        if !transfer::JOBS.contains(&j.as_str()) {
+            bail!("unknown job {j}; known: {}", transfer::JOBS.join(", "));
         }
     }
     let port = reqwest::Url::parse(&base)?.port_or_known_default().unwrap_or(80);
@@ -584,7 +600,14 @@ async fn main() -> anyhow::Result<()> {
         }
         outcomes.push(o);
     }
-    let md = markdown(&args, pid, &outcomes);
+    let steps = transfer::run(&admin, &args.jobs, args.import_rows, pid).await?;
+    for st in &steps {
+        eprintln!("{:<12} {:<8} {:>8.1} s  {}", st.job, st.step, st.seconds, st.detail);
+    }
+    let mut md = markdown(&args, pid, &outcomes);
+    if !steps.is_empty() {
+        md.push_str(&transfer::markdown(&steps));
+    }
     print!("{md}");
     std::fs::write(&args.markdown, &md).with_context(|| format!("cannot write {}", args.markdown.display()))?;
     let json = json!({
@@ -607,6 +630,14 @@ async fn main() -> anyhow::Result<()> {
             "server_peak_rss_mib": o.peak_rss_mib,
             "server_rss_mib": o.rss_mib,
             "first_error": o.first_error,
+        })).collect::<Vec<_>>(),
+        "jobs": steps.iter().map(|st| json!({
+            "job": st.job,
+            "step": st.step,
+            "seconds": st.seconds,
+            "rows": st.rows,
+            "server_peak_rss_mib": st.peak_rss_mib,
+            "detail": st.detail,
         })).collect::<Vec<_>>(),
     });
     std::fs::write(&args.json, serde_json::to_string_pretty(&json)?)

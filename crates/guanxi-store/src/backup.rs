@@ -32,6 +32,11 @@ pub fn lock_database(url: &str) -> anyhow::Result<Option<InUseLock>> {
         return Ok(None);
     };
     let lock = lock_path(&path);
+    // A command run before the first `serve` (`demo-data --size` into a new data directory)
+    // creates the database's folder, as opening the database would.
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let file = File::options()
         .create(true)
         .truncate(false)

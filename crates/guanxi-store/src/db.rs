@@ -4,6 +4,7 @@
 //! type: callers get a [`Db`] and SQL built by [`crate::sql::Sql`].
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -44,6 +45,83 @@ pub struct Db {
     write: AnyPool,
     read: AnyPool,
     url: String,
+    /// SQLite: the task that copies the WAL into the database file beside the writer.
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// WAL pages after which the SQLite writer checkpoints by itself, in the middle of a commit.
+/// Normally the checkpointer has done it long before; this bounds the WAL (~64 MB) if it cannot.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_000;
+
+/// How often the checkpointer copies what the WAL holds into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies committed pages from SQLite's WAL into the database file on a connection of its own
+/// (`PRAGMA wal_checkpoint(PASSIVE)`, which waits for no reader or writer). Left to SQLite, the
+/// checkpoint runs inside whichever commit crosses the WAL threshold: that request then waits
+/// for a thousand random page writes and an fsync (p99 of creates 3–10× their median), and the
+/// writer, which everything that changes data queues for, stands still meanwhile. Beside the
+/// writer the same work uses the otherwise idle core and disk.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Checkpointer {
+    async fn start(
+        connect: AnyConnectOptions,
+        pragmas: &str,
+        writer: AnyPool,
+    ) -> Result<Arc<Checkpointer>, sqlx::Error> {
+        use sqlx::ConnectOptions;
+        let mut conn = connect.connect().await?;
+        conn.execute(pragmas).await?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    // Db::close, or the last handle dropped.
+                    _ = stopped.changed() => break,
+                    () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                }
+                if let Err(e) = checkpoint(&mut conn, &writer).await {
+                    tracing::warn!(error = %e, "background checkpoint failed");
+                }
+            }
+            let _ = sqlx::Connection::close(conn).await;
+        });
+        Ok(Arc::new(Checkpointer { stop }))
+    }
+}
+
+/// WAL frames (pages) after which the checkpointer also restarts the WAL.
+const RESTART_AFTER_FRAMES: i64 = 4_000;
+
+/// One round of the checkpointer. A passive checkpoint copies what it can without waiting; but
+/// SQLite starts writing the WAL from its beginning again only when a new write transaction
+/// finds every frame already copied, which a steady stream of commits never allows, so the WAL
+/// would grow until the writer's own threshold. Once it is long, a `RESTART` checkpoint waits
+/// for the writer (a commit's time), copies the few frames added since the passive pass, and
+/// lets the next write start the WAL over.
+async fn checkpoint(conn: &mut sqlx::AnyConnection, writer: &AnyPool) -> Result<(), sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    let frames: i64 = row.try_get(1)?;
+    if frames >= RESTART_AFTER_FRAMES {
+        // On the writer connection, queued like any write: a restart from another connection
+        // would invalidate the snapshot of a write transaction that has read but not yet
+        // written, which SQLite then refuses with SQLITE_BUSY at once.
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(writer).await?;
+    }
+    Ok(())
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl Db {
@@ -65,7 +143,11 @@ impl Db {
                 // Page caches: 32 MB for the one writer (index inserts touch many pages), 8 MB
                 // for each reader — with a dozen readers the larger figure alone would exceed the
                 // server's memory budget, and the operating system caches the file anyway.
-                let write_pragmas = format!("{pragmas} PRAGMA cache_size=-32000;");
+                // Checkpoints run beside the writer (`checkpointer`); the writer's own automatic
+                // checkpoint is the safety net for a checkpointer that falls behind.
+                let write_pragmas =
+                    format!("{pragmas} PRAGMA cache_size=-32000; PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES};");
+                let checkpoint_pragmas = format!("{pragmas} PRAGMA cache_size=-1000;");
                 let pragmas = format!("{pragmas} PRAGMA cache_size=-8000;");
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
@@ -79,6 +161,7 @@ impl Db {
                     })
                     .connect_with(connect.clone())
                     .await?;
+                let checkpointer = Checkpointer::start(connect.clone(), &checkpoint_pragmas, write.clone()).await?;
                 let read = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(30))
@@ -97,6 +180,7 @@ impl Db {
                     write,
                     read,
                     url: options.url.clone(),
+                    checkpointer: Some(checkpointer),
                 })
             }
             Backend::Postgres => {
@@ -110,6 +194,7 @@ impl Db {
                     write: pool.clone(),
                     read: pool,
                     url: options.url.clone(),
+                    checkpointer: None,
                 })
             }
         }
@@ -168,6 +253,9 @@ impl Db {
 
     /// Closes both pools, flushing SQLite's WAL.
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            let _ = c.stop.send(true);
+        }
         self.read.close().await;
         self.write.close().await;
     }

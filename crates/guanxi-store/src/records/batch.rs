@@ -37,6 +37,17 @@ pub(super) struct NeedsRowByRow;
 /// One row of a multi-row INSERT: its index in the batch, its column values and its custom JSON.
 type InsertRow = (usize, Vec<Bind>, String);
 
+/// Whether a row names uploaded files: those are resolved and linked one record at a time
+/// (`create_in`), so such a row cannot take the multi-row path.
+pub(super) fn carries_files(object: &ObjectDef, values: &Values) -> bool {
+    values.iter().any(|(key, value)| {
+        !value.is_null()
+            && object
+                .field(key)
+                .is_some_and(|f| matches!(f.field_type, FieldType::Attachments { .. }))
+    })
+}
+
 impl Engine {
     /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
     /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
@@ -53,13 +64,7 @@ impl Engine {
         let backend = self.db.backend();
         // Attachments are resolved against uploaded files and linked one record at a time
         // (`create_in`); rows that carry any take that path.
-        let has_files = rows.iter().flatten().any(|(key, value)| {
-            !value.is_null()
-                && full
-                    .field(key)
-                    .is_some_and(|f| matches!(f.field_type, FieldType::Attachments { .. }))
-        });
-        if has_files {
+        if rows.iter().any(|values| carries_files(full, values)) {
             return Ok(Err(NeedsRowByRow));
         }
         let hooks = self.hooks.for_object(&full.key);

@@ -6,6 +6,7 @@
 mod audit;
 mod batch;
 mod codec;
+mod group_commit;
 mod list;
 mod merge;
 pub mod pool;
@@ -44,6 +45,8 @@ pub struct Engine {
     /// Set during a bulk load: multi-row creates leave the search index to one sorted rebuild
     /// at the end (`Engine::defer_search_index`).
     search_deferred: Arc<std::sync::atomic::AtomicBool>,
+    /// Single creates wait here for the writer task that commits them in groups.
+    creates: Arc<group_commit::CreateQueue>,
 }
 
 impl Engine {
@@ -54,6 +57,7 @@ impl Engine {
             hooks,
             remembered: totals::RememberedAnswers::default(),
             search_deferred: Arc::default(),
+            creates: Arc::default(),
         }
     }
 

@@ -22,6 +22,7 @@ use sqlx::any::AnyRow;
 
 use super::audit;
 use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
+use super::group_commit::PendingCreate;
 use super::scope::{covers, forbidden, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search;
 use super::{Engine, MAX_BULK};
@@ -282,10 +283,21 @@ impl Engine {
         let values = self
             .prepare_checked(actor, &snapshot, &full, &view, scope, input)
             .await?;
-        let mut tx: AnyTx = self.db.writer().begin().await?;
-        let record = self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await?;
-        tx.commit().await?;
-        Ok(record)
+        // Written by the writer task together with any other creates waiting for the writer
+        // (group_commit.rs); answered once committed.
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.create_grouped(PendingCreate {
+            actor: actor.clone(),
+            snapshot,
+            full,
+            view,
+            values,
+            answer,
+        })
+        .await?;
+        answered
+            .await
+            .map_err(|_| anyhow::anyhow!("the create writer stopped before answering"))?
     }
 
     /// Creates a record inside the caller's transaction, with every check of [`Engine::create`]:
@@ -455,7 +467,7 @@ impl Engine {
     }
 
     /// The database part of a create, inside the caller's transaction.
-    async fn create_in(
+    pub(super) async fn create_in(
         &self,
         tx: &mut AnyTx,
         actor: &Actor,

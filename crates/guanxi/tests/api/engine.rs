@@ -517,3 +517,144 @@ async fn two_servers_on_one_database_never_share_a_number() {
     }
     assert_eq!(numbers.len(), 30, "no number was handed out twice");
 }
+
+/// Holds the writer inside the create of a customer named [`GATE`] until the test opens the
+/// gate, so that the creates sent meanwhile queue for the writer and are committed as a group.
+struct GateHooks {
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+const GATE: &str = "闸门客户";
+
+#[async_trait]
+impl RecordHooks for GateHooks {
+    async fn before_create(&self, _ctx: &mut HookCtx<'_>, values: &mut Values) -> StoreResult<()> {
+        if values.iter().any(|(k, v)| k == "name" && v.to_json() == GATE) {
+            let _permit = self.gate.acquire().await;
+        }
+        Ok(())
+    }
+
+    async fn after_create(&self, _ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
+        if record.get("name").and_then(|n| n.as_str()) == Some("钩子拒绝的客户") {
+            return Err(DomainError::conflict("钩子拒绝", "refused by hook").into());
+        }
+        Ok(())
+    }
+}
+
+/// Sends the gate create, then `bodies` while the writer is held, then opens the gate; returns
+/// each body's reply, in order.
+async fn create_behind_gate(
+    app: &TestApp,
+    gate: &tokio::sync::Semaphore,
+    bodies: Vec<Json>,
+) -> Vec<(StatusCode, Json)> {
+    let post = |body: Json| {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/records/customer?confirm_duplicates=true", app.base_url);
+        tokio::spawn(async move {
+            let r = client.post(url).json(&body).send().await.expect("sent");
+            let status = r.status();
+            (status, r.json::<Json>().await.expect("json"))
+        })
+    };
+    let gate_create = post(customer(GATE));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tasks: Vec<_> = bodies.into_iter().map(post).collect();
+    // Long enough for every request to pass validation and queue for the writer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gate.add_permits(1);
+    assert_eq!(gate_create.await.expect("gate").0, StatusCode::CREATED);
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.expect("reply"));
+    }
+    replies
+}
+
+#[tokio::test]
+async fn creates_waiting_for_the_writer_commit_together_and_each_gets_its_own_answer() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut hooks = HookRegistry::default();
+    hooks.register("customer", Arc::new(GateHooks { gate: gate.clone() }));
+    let app = spawn_app_with(
+        AppOptions {
+            hooks,
+            jobs: Vec::new(),
+        },
+        |_| {},
+    )
+    .await;
+
+    // Ten good creates queued behind the held writer are written as one group.
+    let bodies = (0..10)
+        .map(|i| json!({"name": format!("组提交客户{i}号"), "customer_type": "enterprise", "phone": format!("1391234{i:04}")}))
+        .collect();
+    let replies = create_behind_gate(&app, &gate, bodies).await;
+    let mut stamps = BTreeSet::new();
+    let mut numbers = BTreeSet::new();
+    for (status, body) in &replies {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        stamps.insert(s(&body["data"], "created_at").to_owned());
+        numbers.insert(s(&body["data"], "number").to_owned());
+    }
+    assert!(
+        stamps.len() < replies.len(),
+        "creates queued together share one transaction (and its timestamp): {stamps:?}"
+    );
+    let expected: BTreeSet<String> = (2..=11).map(|n| format!("CM{n:06}")).collect();
+    assert_eq!(numbers, expected, "numbers stay unique and consecutive");
+    // Each has its audit entry, its search terms and its duplicate keys.
+    let audit = app.get("/api/v1/audit?object=customer&limit=100").await;
+    assert_eq!(audit.data().as_array().map(Vec::len), Some(11));
+    let found = app
+        .get(&format!("/api/v1/records/customer?q={}", urlencode("组提交")))
+        .await;
+    assert_eq!(found.body["meta"]["total"], 10, "{}", found.text);
+    let dup = app
+        .post("/api/v1/customers/duplicates", &json!({"phone": "13912340007"}))
+        .await;
+    assert_eq!(dup.data()["visible_count"], 1, "{}", dup.text);
+
+    // A group with rows the database or a hook refuses: those get their own errors, the others
+    // are created, and the refused rows leave nothing behind.
+    app.create(
+        "customer",
+        json!({"name": "已有信用代码的客户", "customer_type": "enterprise", "credit_code": "91110000600000001X"}),
+    )
+    .await;
+    let bodies = vec![
+        json!({"name": "组内好客户甲", "customer_type": "enterprise"}),
+        json!({"name": "信用代码重复的客户", "customer_type": "enterprise", "credit_code": "91110000600000001X"}),
+        json!({"name": "钩子拒绝的客户", "customer_type": "enterprise"}),
+        json!({"name": "同组信用代码甲", "customer_type": "enterprise", "credit_code": "91110000600000002X"}),
+        json!({"name": "同组信用代码乙", "customer_type": "enterprise", "credit_code": "91110000600000002X"}),
+        json!({"name": "组内好客户乙", "customer_type": "enterprise"}),
+    ];
+    let replies = create_behind_gate(&app, &gate, bodies).await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|(st, _)| *st).collect();
+    let (good, bad) = (StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        [statuses[0], statuses[1], statuses[2], statuses[5]],
+        [good, bad, StatusCode::CONFLICT, good],
+        "{replies:?}"
+    );
+    assert_eq!(replies[1].1["error"]["field_codes"]["credit_code"][0], "duplicate");
+    // Of two queued creates with one new credit code, whichever reached the writer first wins.
+    let mut pair = [statuses[3], statuses[4]];
+    pair.sort();
+    assert_eq!(pair, [good, bad], "{replies:?}");
+    let loser = if statuses[3] == bad { 3 } else { 4 };
+    assert_eq!(replies[loser].1["error"]["field_codes"]["credit_code"][0], "duplicate");
+    let audit = app.get("/api/v1/audit?object=customer&limit=100").await;
+    assert_eq!(
+        audit.data().as_array().map(Vec::len),
+        Some(16),
+        "audit entries for the 11 + 1 earlier and 4 new customers only"
+    );
+    let refused = app
+        .get(&format!("/api/v1/records/customer?q={}", urlencode("钩子拒绝")))
+        .await;
+    assert_eq!(refused.body["meta"]["total"], 0, "no search terms for a refused create");
+}

@@ -33,6 +33,9 @@ use crate::state::AppState;
 /// Rows per page read from the engine.
 const PAGE: u32 = 500;
 
+/// How often a running export reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
@@ -372,12 +375,15 @@ impl Pages<'_> {
         let snapshot = self.engine.catalog().snapshot();
         let mut cursor: Option<String> = None;
         let mut total: Option<i64> = None;
+        let mut reported = std::time::Instant::now();
         loop {
             let query = ListQuery {
                 filter: self.filter.clone(),
                 search: self.search.clone(),
                 sort: self.sort.clone(),
                 limit: PAGE,
+                // Only the exported columns are read and decoded.
+                fields: Some(self.fields.iter().map(|f| f.key.clone()).collect()),
                 cursor: cursor.clone(),
                 total: if cursor.is_none() {
                     TotalMode::Exact
@@ -414,12 +420,18 @@ impl Pages<'_> {
             if tx.send(rows).await.is_err() {
                 break;
             }
-            super::progress(ctx, *written, total).await?;
+            // Progress is a write (the job row and its lease): once a second, not per page, or
+            // a long export would queue two thousand commits behind every other writer.
+            if reported.elapsed() >= PROGRESS_EVERY {
+                super::progress(ctx, *written, total).await?;
+                reported = std::time::Instant::now();
+            }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => break,
             }
         }
+        super::progress(ctx, *written, total).await?;
         Ok(())
     }
 }
