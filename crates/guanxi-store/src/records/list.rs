@@ -145,7 +145,7 @@ impl Engine {
         // taken from those ids alone.
         let found = match (searching, search_text) {
             (true, Some(text)) => Some(
-                candidates(self.db.reader(), backend, &object, text, |sub| {
+                candidates(self.db.reader(), backend, &object, text, &self.term_rarity, |sub| {
                     push_bin(sub, query.deleted);
                     push_conditions(sub, &object, query, actor, scope);
                 })

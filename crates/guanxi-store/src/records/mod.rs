@@ -42,6 +42,8 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     hooks: HookRegistry,
     remembered: totals::RememberedAnswers,
+    /// How common each quick-search term is, to walk the rarest first.
+    term_rarity: search::TermRarity,
     /// Set during a bulk load: multi-row creates leave the search index to one sorted rebuild
     /// at the end (`Engine::defer_search_index`).
     search_deferred: Arc<std::sync::atomic::AtomicBool>,
@@ -56,6 +58,7 @@ impl Engine {
             catalog,
             hooks,
             remembered: totals::RememberedAnswers::default(),
+            term_rarity: search::TermRarity::default(),
             search_deferred: Arc::default(),
             creates: Arc::default(),
         }

@@ -310,6 +310,7 @@ pub(super) async fn candidates(
     backend: Backend,
     object: &ObjectDef,
     query: &str,
+    rarity: &TermRarity,
     push_conditions: impl Fn(&mut Sql),
 ) -> StoreResult<Candidates> {
     let mut conn = conn.acquire().await?;
@@ -318,7 +319,7 @@ pub(super) async fn candidates(
         Plan::AllOf(terms) => {
             // Every term must be present: walk the rarest term's entries newest first (ids are
             // time-ordered UUIDs) and probe the others by primary key.
-            let terms = rarest_first(&mut conn, backend, object, terms).await?;
+            let terms = rarest_first(&mut conn, backend, object, terms, rarity).await?;
             if terms.is_empty() {
                 return Ok(Candidates::default());
             }
@@ -392,7 +393,48 @@ pub(super) struct Candidates {
 
 /// Entry counts that tell a rare term from a common one. Counting stops at the bound, so a probe
 /// costs at most that many index entries per term.
-const RARITY_PROBES: [i64; 1] = [2_000];
+const RARITY_BOUND: i64 = 2_000;
+
+/// How long a term's counted rarity is reused.
+const RARITY_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Distinct terms whose rarity is remembered at most; the memory is emptied when full.
+const RARITY_MAX_TERMS: usize = 20_000;
+
+/// Remembered entry counts of search terms (up to [`RARITY_BOUND`]). Counting three common
+/// bigrams visits up to 6,000 index entries, as much work as the walk it orders; a term's count
+/// hardly moves in a minute, and a stale count only makes a walk slower, never its answer
+/// different (any order of the terms finds the same records). A count of zero is never kept:
+/// it ends the search at once, and a record created a second later must be found.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TermRarity {
+    counts: std::sync::Arc<std::sync::Mutex<CountsByTerm>>,
+}
+
+/// Counted entries and when they were counted, by (object, term).
+type CountsByTerm = std::collections::HashMap<(String, String), (i64, std::time::Instant)>;
+
+impl TermRarity {
+    fn recall(&self, object: &str, term: &str) -> Option<i64> {
+        let counts = self.counts.lock().ok()?;
+        counts
+            .get(&(object.to_owned(), term.to_owned()))
+            .filter(|(_, at)| at.elapsed() < RARITY_FRESH_FOR)
+            .map(|(n, _)| *n)
+    }
+
+    fn remember(&self, object: &str, term: &str, count: i64) {
+        if count == 0 {
+            return;
+        }
+        if let Ok(mut counts) = self.counts.lock() {
+            if counts.len() >= RARITY_MAX_TERMS {
+                counts.clear();
+            }
+            counts.insert((object.to_owned(), term.to_owned()), (count, std::time::Instant::now()));
+        }
+    }
+}
 
 /// The terms of an all-of search, rarest first, or none when one of them has no entry at all
 /// (nothing can match). The walk goes through the first term's entries until it has found
@@ -404,37 +446,38 @@ async fn rarest_first(
     backend: Backend,
     object: &ObjectDef,
     terms: Vec<String>,
+    rarity: &TermRarity,
 ) -> StoreResult<Vec<String>> {
     if terms.len() < 2 {
         return Ok(terms);
     }
-    let mut counts: Vec<i64> = Vec::new();
-    for bound in RARITY_PROBES {
+    let mut counts: Vec<Option<i64>> = terms.iter().map(|t| rarity.recall(&object.key, t)).collect();
+    let unknown: Vec<usize> = (0..terms.len()).filter(|&i| counts[i].is_none()).collect();
+    if !unknown.is_empty() {
         let mut sql = Sql::of(backend, "SELECT ");
-        for (i, term) in terms.iter().enumerate() {
-            if i > 0 {
+        for (n, &i) in unknown.iter().enumerate() {
+            if n > 0 {
                 sql.push(", ");
             }
             sql.push("(SELECT count(*) FROM (SELECT 1 FROM search_terms WHERE object = ")
                 .bind(object.key.as_str())
                 .push(" AND term = ")
-                .bind(term.as_str())
+                .bind(terms[i].as_str())
                 .push(" LIMIT ")
-                .bind(bound)
-                .push(&format!(") AS s{i}) AS c{i}"));
+                .bind(RARITY_BOUND)
+                .push(&format!(") AS s{n}) AS c{n}"));
         }
         let row = sql.query().fetch_one(&mut *conn).await?;
-        counts = (0..terms.len())
-            .map(|i| row.try_get::<i64, _>(format!("c{i}").as_str()))
-            .collect::<Result<_, _>>()?;
-        if counts.iter().any(|n| *n < bound) {
-            break;
+        for (n, &i) in unknown.iter().enumerate() {
+            let count: i64 = row.try_get(format!("c{n}").as_str())?;
+            rarity.remember(&object.key, &terms[i], count);
+            counts[i] = Some(count);
         }
     }
-    if counts.contains(&0) {
+    if counts.contains(&Some(0)) {
         return Ok(Vec::new());
     }
-    let mut ranked: Vec<(i64, String)> = counts.into_iter().zip(terms).collect();
+    let mut ranked: Vec<(i64, String)> = counts.into_iter().map(|n| n.unwrap_or(0)).zip(terms).collect();
     ranked.sort_by_key(|(n, _)| *n);
     Ok(ranked.into_iter().map(|(_, t)| t).collect())
 }

@@ -295,4 +295,10 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
     let q = urlencode("中原电力");
     assert_eq!(names(&app, &format!("q={q}&limit=1&page=2")).await, ["中原电力集团"]);
     assert_eq!(names(&app, &format!("q={q}&limit=2&page=2")).await, ["华中原电力"]);
+
+    // Term counts are remembered to order the walk, but a term with no entry is counted again:
+    // a customer created right after a search that found nothing is found.
+    assert!(found("星河贸易").await.is_empty());
+    app.create("customer", json!({"name": "星河贸易有限公司"})).await;
+    assert_eq!(found("星河贸易").await, ["星河贸易有限公司"]);
 }
