@@ -97,6 +97,9 @@ impl Checkpointer {
 /// WAL frames (pages) after which the checkpointer also restarts the WAL.
 const RESTART_AFTER_FRAMES: i64 = 4_000;
 
+/// How long the checkpointer queues for the writer before leaving a restart to its next round.
+const RESTART_WAIT: Duration = Duration::from_secs(2);
+
 /// One round of the checkpointer. A passive checkpoint copies what it can without waiting; but
 /// SQLite starts writing the WAL from its beginning again only when a new write transaction
 /// finds every frame already copied, which a steady stream of commits never allows, so the WAL
@@ -112,8 +115,11 @@ async fn checkpoint(conn: &mut sqlx::AnyConnection, writer: &AnyPool) -> Result<
     if frames >= RESTART_AFTER_FRAMES {
         // On the writer connection, queued like any write: a restart from another connection
         // would invalidate the snapshot of a write transaction that has read but not yet
-        // written, which SQLite then refuses with SQLITE_BUSY at once.
-        sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(writer).await?;
+        // written, which SQLite then refuses with SQLITE_BUSY at once. A write that holds the
+        // writer for long (a bulk index rebuild) is not waited for: the next round tries again.
+        if let Ok(acquired) = tokio::time::timeout(RESTART_WAIT, writer.acquire()).await {
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *acquired?).await?;
+        }
     }
     Ok(())
 }
