@@ -118,7 +118,9 @@ async fn checkpoint(conn: &mut sqlx::AnyConnection, writer: &AnyPool) -> Result<
         // written, which SQLite then refuses with SQLITE_BUSY at once. A write that holds the
         // writer for long (a bulk index rebuild) is not waited for: the next round tries again.
         if let Ok(acquired) = tokio::time::timeout(RESTART_WAIT, writer.acquire()).await {
-            sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *acquired?).await?;
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(&mut *acquired?)
+                .await?;
         }
     }
     Ok(())
