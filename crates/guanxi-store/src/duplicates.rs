@@ -302,17 +302,35 @@ impl Engine {
                 }
                 records.push(r);
             }
-            // The page's old keys go in one statement, the new ones in another.
             let mut tx = self.db().writer().begin().await?;
-            let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id IN (");
-            del.bind_list(
-                records
+            if backend == Backend::Postgres {
+                // The page's customers are locked first, in id order, so that a purge or an
+                // update of one of them and this page wait for each other one way only. Without
+                // it a purge (customer row, then its keys by cascade) and this page (keys, then
+                // the customer through the keys' foreign key) deadlocked. Customers purged since
+                // the page was read are left out.
+                let mut lock = Sql::of(backend, "SELECT \"id\" FROM ");
+                lock.ident(&object.table)
+                    .push(" WHERE \"id\" IN (")
+                    .bind_list(records.iter().map(|r| Bind::Text(id_of(r).to_owned())))
+                    .push(") ORDER BY \"id\" FOR SHARE");
+                let alive: HashSet<String> = lock
+                    .query()
+                    .fetch_all(&mut *tx)
+                    .await?
                     .iter()
-                    .map(|r| Bind::Text(r.get("id").and_then(Json::as_str).unwrap_or_default().to_owned())),
-            )
-            .push(")");
-            del.query().execute(&mut *tx).await?;
-            write_new_keys_many(&mut tx, backend, &records).await?;
+                    .map(|row| row.try_get("id"))
+                    .collect::<Result<_, _>>()?;
+                records.retain(|r| alive.contains(id_of(r)));
+            }
+            // The page's old keys go in one statement, the new ones in another.
+            let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id IN (");
+            del.bind_list(records.iter().map(|r| Bind::Text(id_of(r).to_owned())))
+                .push(")");
+            if !records.is_empty() {
+                del.query().execute(&mut *tx).await?;
+                write_new_keys_many(&mut tx, backend, &records).await?;
+            }
             tx.commit().await?;
             count += rows.len();
             after = last;
@@ -326,6 +344,11 @@ impl Engine {
         let stored = crate::identity::get_setting(self.db(), VERSION_SETTING).await?;
         Ok(stored == Some(Json::String(KEYS_VERSION.into())))
     }
+}
+
+/// A record's id, empty when it has none.
+fn id_of(record: &Record) -> &str {
+    record.get("id").and_then(Json::as_str).unwrap_or_default()
 }
 
 /// Refuses a candidate with no usable key (nothing to compare).
