@@ -1,11 +1,15 @@
 //! The quick-search index in the database: `search_terms (object, term, record_id)`, written in
 //! the same transaction as every change of a searchable field, and read by lists with `q=`.
+//! `search_docs` keeps each indexed record's current terms, so a reindex deletes and inserts
+//! only the entries that changed (decision 0009); only live records have entries.
 //! Lookups are exact-term intersections (Chinese bigrams) or prefix ranges (pinyin, tokens) on
 //! the primary key, so a search touches index entries, never the whole table.
 
 use guanxi_core::ObjectDef;
 use guanxi_core::meta::FieldType;
 use guanxi_core::search::{Plan, plan, prefix_end, terms};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
 
@@ -13,7 +17,7 @@ use super::Engine;
 use super::codec::{Record, push_field_expr};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::sql::{Bind, Sql};
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
@@ -29,8 +33,8 @@ fn field_terms(object: &ObjectDef, record: &Record, out: &mut Vec<String>) {
     }
 }
 
-/// Rewrites the index entries of one record from its own search fields and those of its live
-/// children (e.g. a customer's contacts).
+/// Brings the index entries of one record in step with its own search fields and those of its
+/// live children (e.g. a customer's contacts).
 pub(super) async fn reindex(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -41,13 +45,15 @@ pub(super) async fn reindex(
     reindex_many(conn, backend, snapshot, object, &[id]).await
 }
 
-/// Inserts `(record id, term)` index entries of one object, a few thousand per statement.
+/// Inserts `(record id, term)` index entries of one object, a few thousand per statement, in
+/// key order (neighbouring entries share B-tree pages).
 async fn insert_terms(
     conn: &mut AnyConnection,
     backend: Backend,
     object: &ObjectDef,
-    entries: &[(&str, &str)],
+    entries: &mut [(&str, &str)],
 ) -> StoreResult<()> {
+    entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
     for chunk in entries.chunks(5_000) {
         let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
         for (i, (id, term)) in chunk.iter().enumerate() {
@@ -67,9 +73,102 @@ async fn insert_terms(
     Ok(())
 }
 
-/// Index entries for freshly created records (which have no children yet), one multi-row
-/// INSERT per chunk, and a reindex of each distinct search parent they belong to (a new
-/// contact's phone finds its customer).
+/// Deletes index entries of one object by their primary key: one statement per record, its
+/// terms as an IN list (removals are few: a renamed customer, a deleted contact, a purge).
+async fn delete_terms(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    entries: &[(&str, Vec<&str>)],
+) -> StoreResult<()> {
+    for (id, terms) in entries {
+        for chunk in terms.chunks(5_000) {
+            let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
+            del.bind(object.key.as_str())
+                .push(" AND record_id = ")
+                .bind(*id)
+                .push(" AND term IN (")
+                .bind_list(chunk.iter().map(|t| Bind::Text((*t).to_owned())))
+                .push(")");
+            del.query().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The term sets stored in `search_docs` for some records of one object (records without a
+/// row have no entries).
+async fn read_docs(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    ids: &[&str],
+) -> StoreResult<HashMap<String, BTreeSet<String>>> {
+    let mut docs = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(5_000) {
+        let mut sql = Sql::of(backend, "SELECT record_id, terms FROM search_docs WHERE object = ");
+        sql.bind(object.key.as_str())
+            .push(" AND record_id IN (")
+            .bind_list(chunk.iter().map(|id| Bind::Text((*id).to_owned())))
+            .push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let id: String = row.try_get("record_id")?;
+            let terms: String = row.try_get("terms")?;
+            // A row this code did not write would be a fault worth stopping for: the entries it
+            // describes could not be removed.
+            let set: BTreeSet<String> = serde_json::from_str(&terms).map_err(|e| {
+                StoreError::Internal(anyhow::anyhow!("search_docs row of {id} is not a term list: {e}"))
+            })?;
+            docs.insert(id, set);
+        }
+    }
+    Ok(docs)
+}
+
+/// Writes the term sets of some records of one object: a row per record with terms (`upsert`
+/// replaces an existing row), none for a record without.
+async fn write_docs(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    object: &ObjectDef,
+    docs: &[(&str, &BTreeSet<String>)],
+    upsert: bool,
+) -> StoreResult<()> {
+    let (kept, emptied): (Vec<_>, Vec<_>) = docs.iter().partition(|(_, terms)| !terms.is_empty());
+    for chunk in kept.chunks(5_000) {
+        let mut ins = Sql::of(backend, "INSERT INTO search_docs (object, record_id, terms) VALUES ");
+        for (i, (id, terms)) in chunk.iter().enumerate() {
+            if i > 0 {
+                ins.push(", ");
+            }
+            let list = Json::from(terms.iter().map(String::as_str).collect::<Vec<_>>()).to_string();
+            ins.push("(")
+                .bind(object.key.as_str())
+                .push(", ")
+                .bind(*id)
+                .push(", ")
+                .bind(list)
+                .push(")");
+        }
+        if upsert {
+            ins.push(" ON CONFLICT (object, record_id) DO UPDATE SET terms = excluded.terms");
+        }
+        ins.query().execute(&mut *conn).await?;
+    }
+    for chunk in emptied.chunks(5_000) {
+        let mut del = Sql::of(backend, "DELETE FROM search_docs WHERE object = ");
+        del.bind(object.key.as_str())
+            .push(" AND record_id IN (")
+            .bind_list(chunk.iter().map(|(id, _)| Bind::Text((*id).to_owned())))
+            .push(")");
+        del.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Index entries for freshly created records (which have no children and no entries yet), one
+/// multi-row INSERT per chunk, and a reindex of each distinct search parent they belong to (a
+/// new contact's phone finds its customer).
 pub(super) async fn index_created(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -78,21 +177,24 @@ pub(super) async fn index_created(
     records: &[Record],
 ) -> StoreResult<()> {
     if !object.search_fields.is_empty() {
-        let mut entries: Vec<(&str, String)> = Vec::new();
+        let mut docs: Vec<(&str, BTreeSet<String>)> = Vec::with_capacity(records.len());
         for r in records {
             let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
             let mut terms = Vec::new();
             field_terms(object, r, &mut terms);
-            terms.sort();
-            terms.dedup();
-            entries.extend(terms.into_iter().map(|t| (id, t)));
+            docs.push((id, terms.into_iter().collect()));
         }
-        let entries: Vec<(&str, &str)> = entries.iter().map(|(id, t)| (*id, t.as_str())).collect();
-        insert_terms(conn, backend, object, &entries).await?;
+        let mut entries: Vec<(&str, &str)> = docs
+            .iter()
+            .flat_map(|(id, terms)| terms.iter().map(|t| (*id, t.as_str())))
+            .collect();
+        insert_terms(conn, backend, object, &mut entries).await?;
+        let docs: Vec<(&str, &BTreeSet<String>)> = docs.iter().map(|(id, t)| (*id, t)).collect();
+        write_docs(conn, backend, object, &docs, false).await?;
     }
     if let Some(parent) = &object.search_parent {
         let parent_def = snapshot.object(&parent.object)?;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let parents: Vec<&str> = records
             .iter()
             .filter_map(|r| r.get(&parent.field).and_then(Json::as_str))
@@ -105,8 +207,10 @@ pub(super) async fn index_created(
     Ok(())
 }
 
-/// [`reindex`] for many records of one object with a fixed number of statements: delete their
-/// entries, read their own and their children's search values, insert the new entries.
+/// [`reindex`] for many records of one object with a fixed number of statements: read their
+/// stored term sets and their own and their children's search values, then delete the entries
+/// that went away and insert the new ones. Records that are gone or in the recycle bin end up
+/// with no entries.
 async fn reindex_many(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -117,25 +221,23 @@ async fn reindex_many(
     if object.search_fields.is_empty() || ids.is_empty() {
         return Ok(());
     }
-    let id_binds = || ids.iter().map(|id| Bind::Text((*id).to_owned()));
-    let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
-    del.bind(object.key.as_str())
-        .push(" AND record_id IN (")
-        .bind_list(id_binds())
-        .push(")");
-    del.query().execute(&mut *conn).await?;
-
-    let mut terms: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
-    let mut add = |owner: String, def: &ObjectDef, r: &Record| {
+    // Each record once: a repeated id would have its new entries inserted twice.
+    let mut seen = HashSet::with_capacity(ids.len());
+    let ids: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let ids = ids.as_slice();
+    let old = read_docs(conn, backend, object, ids).await?;
+    // Only live records get entries.
+    let own = select_search_values_in(conn, backend, object, "id", ids).await?;
+    let mut new: HashMap<String, BTreeSet<String>> = own.iter().map(|(id, _)| (id.clone(), BTreeSet::new())).collect();
+    let mut add = |owner: &str, def: &ObjectDef, r: &Record| {
         let mut out = Vec::new();
         field_terms(def, r, &mut out);
-        terms.extend(out.into_iter().map(|t| (owner.clone(), t)));
+        if let Some(set) = new.get_mut(owner) {
+            set.extend(out);
+        }
     };
-    // Only live records get entries, as in `reindex`.
-    let mut live = std::collections::HashSet::new();
-    for (id, r) in select_search_values_in(conn, backend, object, "id", ids).await? {
-        live.insert(id.clone());
-        add(id, object, &r);
+    for (id, r) in &own {
+        add(id, object, r);
     }
     for child in snapshot.objects() {
         let Some(parent) = &child.search_parent else { continue };
@@ -143,13 +245,29 @@ async fn reindex_many(
             continue;
         }
         for (owner, r) in select_search_values_in(conn, backend, child, &parent.field, ids).await? {
-            if live.contains(&owner) {
-                add(owner, child, &r);
-            }
+            add(&owner, child, &r);
         }
     }
-    let entries: Vec<(&str, &str)> = terms.iter().map(|(id, t)| (id.as_str(), t.as_str())).collect();
-    insert_terms(conn, backend, object, &entries).await
+    let empty = BTreeSet::new();
+    let mut gone: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut added: Vec<(&str, &str)> = Vec::new();
+    let mut changed: Vec<(&str, &BTreeSet<String>)> = Vec::new();
+    for id in ids {
+        let before = old.get(*id).unwrap_or(&empty);
+        let after = new.get(*id).unwrap_or(&empty);
+        if before == after {
+            continue;
+        }
+        let removed: Vec<&str> = before.difference(after).map(String::as_str).collect();
+        if !removed.is_empty() {
+            gone.push((id, removed));
+        }
+        added.extend(after.difference(before).map(|t| (*id, t.as_str())));
+        changed.push((id, after));
+    }
+    delete_terms(conn, backend, object, &gone).await?;
+    insert_terms(conn, backend, object, &mut added).await?;
+    write_docs(conn, backend, object, &changed, true).await
 }
 
 /// The non-custom search fields of an object (custom ones live in the JSON column and are not
@@ -268,22 +386,18 @@ pub(super) async fn after_change(
     Ok(())
 }
 
-/// After a delete, restore or purge: the parent's entry changes (a contact's phone no longer
-/// finds a customer, or does again); a purged record loses its own entry.
+/// After a delete, restore or purge. Only live records have entries, so the record's own go
+/// (delete, purge) or come back (restore), and its search parent's follow (a contact's phone no
+/// longer finds a customer, or does again).
 pub(super) async fn after_lifecycle(
     conn: &mut AnyConnection,
     backend: Backend,
     snapshot: &Snapshot,
     object: &ObjectDef,
     record: &Record,
-    purged: bool,
 ) -> StoreResult<()> {
     let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
-    if purged {
-        let mut del = Sql::of(backend, "DELETE FROM search_terms WHERE object = ");
-        del.bind(object.key.as_str()).push(" AND record_id = ").bind(id);
-        del.query().execute(&mut *conn).await?;
-    }
+    reindex(conn, backend, snapshot, object, id).await?;
     if let Some(parent) = &object.search_parent
         && let Some(p) = record.get(&parent.field).and_then(Json::as_str)
     {
@@ -508,10 +622,6 @@ fn walk_start(backend: Backend, object: &ObjectDef) -> Sql {
     sql
 }
 
-/// The per-record index entry deletes need `ix_search_terms_record`, which the bulk rebuild
-/// drops and recreates inside its transaction; created again, if missing, before any rebuild.
-const RECORD_INDEX_DDL: &str = "CREATE INDEX IF NOT EXISTS ix_search_terms_record ON search_terms (object, record_id)";
-
 /// Records per page read by the bulk rebuild.
 const BULK_PAGE: i64 = 2_000;
 
@@ -539,8 +649,8 @@ impl Engine {
     /// temporary files (`SQLITE_TMPDIR`, else `/var/tmp` or `/tmp`): allow for about the index's
     /// size there, and as much again in the WAL until the checkpoint. Records
     /// are read in id order with their search children, their terms staged one row per record
-    /// in a temporary table, and the entries inserted in primary-key order — appends to the
-    /// B-tree instead of random inserts — with the record-id index built afterwards by a sort.
+    /// in a temporary table, then copied to `search_docs` and expanded into entries inserted in
+    /// primary-key order — appends to the B-trees instead of random inserts.
     /// Ends the deferral of [`Engine::defer_search_index`]. Returns the records indexed.
     pub async fn rebuild_search_index_bulk(&self) -> StoreResult<usize> {
         let snapshot = self.catalog.snapshot();
@@ -591,7 +701,6 @@ impl Engine {
         let snapshot = self.catalog.snapshot();
         let backend = self.db.backend();
         let mut count = 0;
-        sqlx::query(RECORD_INDEX_DDL).execute(self.db.writer()).await?;
         for object in snapshot.objects() {
             if object.search_fields.is_empty() {
                 continue;
@@ -696,17 +805,22 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
         }
     }
     // Swap in one transaction. SQLite readers see the old index until the commit; on
-    // PostgreSQL searches wait for it (DROP INDEX and TRUNCATE lock the table). TRUNCATE
-    // rather than DELETE there: deleted rows would stay in the table and its key until vacuum.
+    // PostgreSQL searches wait for it (TRUNCATE locks the tables). TRUNCATE rather than DELETE
+    // there: deleted rows would stay in the table and its key until vacuum.
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("DROP INDEX IF EXISTS ix_search_terms_record")
-        .execute(&mut *tx)
-        .await?;
-    let clear = match backend {
-        Backend::Sqlite => "DELETE FROM search_terms",
-        Backend::Postgres => "TRUNCATE search_terms",
+    let clear: &[&str] = match backend {
+        Backend::Sqlite => &["DELETE FROM search_terms", "DELETE FROM search_docs"],
+        Backend::Postgres => &["TRUNCATE search_terms, search_docs"],
     };
-    sqlx::query(clear).execute(&mut *tx).await?;
+    for statement in clear {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO search_docs (object, record_id, terms) \
+         SELECT object, record_id, terms FROM gx_search_stage ORDER BY object, record_id",
+    )
+    .execute(&mut *tx)
+    .await?;
     let insert = match backend {
         Backend::Sqlite => {
             "INSERT INTO search_terms (object, term, record_id) \
@@ -721,7 +835,6 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
         }
     };
     sqlx::query(insert).execute(&mut *tx).await?;
-    sqlx::query(RECORD_INDEX_DDL).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(count)
 }

@@ -7,6 +7,7 @@ use guanxi_testkit::{TestApp, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
 
+use crate::helpers::s;
 use crate::records::urlencode;
 
 async fn seed(app: &TestApp) {
@@ -301,4 +302,120 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
     assert!(found("星河贸易").await.is_empty());
     app.create("customer", json!({"name": "星河贸易有限公司"})).await;
     assert_eq!(found("星河贸易").await, ["星河贸易有限公司"]);
+}
+
+/// The index entries and the per-record term lists (`search_docs`) as sorted rows.
+async fn stored_index(app: &TestApp) -> (Vec<(String, String, String)>, Vec<(String, String, Vec<String>)>) {
+    let entries: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT object, term, record_id FROM search_terms ORDER BY object, term, record_id")
+            .fetch_all(app.state.db.reader())
+            .await
+            .expect("entries");
+    let docs: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT object, record_id, terms FROM search_docs ORDER BY object, record_id")
+            .fetch_all(app.state.db.reader())
+            .await
+            .expect("docs");
+    let docs = docs
+        .into_iter()
+        .map(|(object, id, terms)| {
+            let mut terms: Vec<String> = serde_json::from_str(&terms).expect("a JSON list of terms");
+            terms.sort();
+            (object, id, terms)
+        })
+        .collect();
+    (entries, docs)
+}
+
+/// Edits update the index by difference (decision 0009): each record's stored term list says
+/// which entries to delete when its search fields, its children or its lifecycle change. After
+/// a rename, new and removed contacts, a delete, a restore and purges, the index holds exactly
+/// what a rebuild from the records makes — nothing stale that would find a record by a name it
+/// no longer has, nothing missing.
+#[tokio::test]
+async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
+    let app = spawn_app().await;
+    let found = |q: &str| {
+        let q = urlencode(q);
+        let app = &app;
+        async move { names(app, &format!("q={q}")).await }
+    };
+    let star = app
+        .create("customer", json!({"name": "星河贸易有限公司", "phone": "13800001234"}))
+        .await;
+    let river = app.create("customer", json!({"name": "银河物流"})).await;
+    let dipper = app.create("customer", json!({"name": "北斗科技"})).await;
+    let gone = app.create("customer", json!({"name": "昙花商行"})).await;
+    app.create(
+        "contact",
+        json!({"customer_id": star["id"], "name": "周敏", "mobile": "13900001111"}),
+    )
+    .await;
+    let dropped = app
+        .create(
+            "contact",
+            json!({"customer_id": star["id"], "name": "李雷", "mobile": "13700002222"}),
+        )
+        .await;
+    assert_eq!(found("13700002222").await, ["星河贸易有限公司"]);
+
+    let renamed = app
+        .patch(
+            &format!("/api/v1/records/customer/{}", s(&star, "id")),
+            &json!({"version": 1, "name": "星河国际物流"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let contact = format!("/api/v1/records/contact/{}", s(&dropped, "id"));
+    assert_eq!(app.delete(&contact).await.status, StatusCode::NO_CONTENT);
+    let purge = app
+        .delete(&format!("/api/v1/records/contact/recycle-bin/{}", s(&dropped, "id")))
+        .await;
+    assert_eq!(purge.status, StatusCode::NO_CONTENT);
+    let river_path = format!("/api/v1/records/customer/{}", s(&river, "id"));
+    assert_eq!(app.delete(&river_path).await.status, StatusCode::NO_CONTENT);
+    let dipper_path = format!("/api/v1/records/customer/{}", s(&dipper, "id"));
+    assert_eq!(app.delete(&dipper_path).await.status, StatusCode::NO_CONTENT);
+    let restored = app.post(&format!("{dipper_path}/restore"), &json!({})).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.text);
+    let gone_path = format!("/api/v1/records/customer/{}", s(&gone, "id"));
+    assert_eq!(app.delete(&gone_path).await.status, StatusCode::NO_CONTENT);
+    let purge = app
+        .delete(&format!("/api/v1/records/customer/recycle-bin/{}", s(&gone, "id")))
+        .await;
+    assert_eq!(purge.status, StatusCode::NO_CONTENT);
+
+    assert!(found("星河贸易").await.is_empty(), "the old name no longer finds it");
+    assert_eq!(found("国际物流").await, ["星河国际物流"]);
+    assert_eq!(
+        found("13900001111").await,
+        ["星河国际物流"],
+        "the kept contact still finds it"
+    );
+    assert!(
+        found("13700002222").await.is_empty(),
+        "the purged contact no longer does"
+    );
+    assert!(found("银河").await.is_empty());
+    assert_eq!(found("北斗").await, ["北斗科技"], "a restored customer is found again");
+
+    let (entries, docs) = stored_index(&app).await;
+    let mut expanded: Vec<(String, String, String)> = docs
+        .iter()
+        .flat_map(|(object, id, terms)| terms.iter().map(move |t| (object.clone(), t.clone(), id.clone())))
+        .collect();
+    expanded.sort();
+    assert_eq!(entries, expanded, "the entries are exactly the stored term lists");
+    for id in [s(&river, "id"), s(&gone, "id"), s(&dropped, "id")] {
+        assert!(
+            !entries.iter().any(|(_, _, record)| record == id),
+            "{id} is deleted or purged and keeps no entry"
+        );
+    }
+    app.state.engine.rebuild_search_index_bulk().await.expect("rebuild");
+    assert_eq!(
+        stored_index(&app).await,
+        (entries, docs),
+        "a rebuild from the records finds nothing to change"
+    );
 }
