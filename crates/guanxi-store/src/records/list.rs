@@ -127,7 +127,9 @@ impl Engine {
         let search_text = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty());
         // Without an explicit sort, search results are ranked: exact title, then title prefix.
         let ranked = search_text.is_some() && query.sort.is_empty();
-        let searching = search_text.is_some() && indexed && !object.search_fields.is_empty();
+        // Records in the recycle bin have no index entries (decision 0009): a search there reads
+        // the bin's records instead.
+        let searching = search_text.is_some() && indexed && !query.deleted && !object.search_fields.is_empty();
         let backend = self.db.backend();
         let limit = match query.limit {
             0 => 20,

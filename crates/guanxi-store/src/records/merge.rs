@@ -531,10 +531,6 @@ impl Engine {
             json!([{"merge_id": merge_id, "sources": merged_sources, "moved": moved}]),
         )
         .await?;
-        // The sources are in the recycle bin now (no entries); their children count for the target.
-        for source in &merged_sources {
-            search::reindex(&mut tx, backend, &snapshot, &full, &source.id).await?;
-        }
         search::reindex(&mut tx, backend, &snapshot, &full, &req.target_id).await?;
 
         let now = now_utc();
@@ -837,7 +833,7 @@ impl Engine {
                 json!([{"field": "merged_into_id", "old": target_id, "new": null, "merge_id": merge_id}]),
             )
             .await?;
-            search::after_lifecycle(&mut tx, backend, &snapshot, &full, record).await?;
+            search::after_lifecycle(&mut tx, backend, &snapshot, &full, record, true).await?;
         }
 
         // Related records go back to where they came from, unless they were moved since.

@@ -68,6 +68,9 @@ async fn insert_terms(
                 .bind(*id)
                 .push(")");
         }
+        // An entry already there (written by a reindex whose term list was lost) is adopted
+        // rather than failing every later edit of the record.
+        ins.push(" ON CONFLICT (object, term, record_id) DO NOTHING");
         ins.query().execute(&mut *conn).await?;
     }
     Ok(())
@@ -166,6 +169,53 @@ async fn write_docs(
     Ok(())
 }
 
+/// Removes every index entry of a record that is leaving the live set (deleted or purged),
+/// as its stored term list names them.
+async fn drop_entries(conn: &mut AnyConnection, backend: Backend, object: &ObjectDef, id: &str) -> StoreResult<()> {
+    if object.search_fields.is_empty() {
+        return Ok(());
+    }
+    lock_records(conn, backend, object, &[id]).await?;
+    let docs = read_docs(conn, backend, object, &[id]).await?;
+    let Some(terms) = docs.get(id) else {
+        return Ok(());
+    };
+    let gone = vec![(id, terms.iter().map(String::as_str).collect::<Vec<_>>())];
+    delete_terms(conn, backend, object, &gone).await?;
+    let empty = BTreeSet::new();
+    write_docs(conn, backend, object, &[(id, &empty)], true).await
+}
+
+/// PostgreSQL runs writes side by side: two transactions reindexing one record (a contact
+/// edited while another is added, an import beside a user) would both start from the same
+/// stored term list and the later one would overwrite what the earlier added. A transaction
+/// lock per record, taken in id order (no deadlock between two reindexes), serialises them.
+/// SQLite has one writer and needs none.
+async fn lock_records(conn: &mut AnyConnection, backend: Backend, object: &ObjectDef, ids: &[&str]) -> StoreResult<()> {
+    if backend != Backend::Postgres || ids.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&str> = ids.to_vec();
+    sorted.sort_unstable();
+    for chunk in sorted.chunks(5_000) {
+        // The subquery's ORDER BY (kept by OFFSET 0) makes the locks come in id order.
+        let mut sql = Sql::of(
+            backend,
+            "SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+             FROM (SELECT k FROM (VALUES ",
+        );
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(").bind(format!("search:{}:{id}", object.key)).push(")");
+        }
+        sql.push(") AS v(k) ORDER BY k OFFSET 0) AS s) AS l");
+        sql.query().fetch_one(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Index entries for freshly created records (which have no children and no entries yet), one
 /// multi-row INSERT per chunk, and a reindex of each distinct search parent they belong to (a
 /// new contact's phone finds its customer).
@@ -225,6 +275,7 @@ async fn reindex_many(
     let mut seen = HashSet::with_capacity(ids.len());
     let ids: Vec<&str> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let ids = ids.as_slice();
+    lock_records(conn, backend, object, ids).await?;
     let old = read_docs(conn, backend, object, ids).await?;
     // Only live records get entries.
     let own = select_search_values_in(conn, backend, object, "id", ids).await?;
@@ -387,17 +438,22 @@ pub(super) async fn after_change(
 }
 
 /// After a delete, restore or purge. Only live records have entries, so the record's own go
-/// (delete, purge) or come back (restore), and its search parent's follow (a contact's phone no
-/// longer finds a customer, or does again).
+/// (delete, purge: straight from its stored term list) or come back (restore, `live`), and its
+/// search parent's follow (a contact's phone no longer finds a customer, or does again).
 pub(super) async fn after_lifecycle(
     conn: &mut AnyConnection,
     backend: Backend,
     snapshot: &Snapshot,
     object: &ObjectDef,
     record: &Record,
+    live: bool,
 ) -> StoreResult<()> {
     let id = record.get("id").and_then(Json::as_str).unwrap_or_default();
-    reindex(conn, backend, snapshot, object, id).await?;
+    if live {
+        reindex(conn, backend, snapshot, object, id).await?;
+    } else {
+        drop_entries(conn, backend, object, id).await?;
+    }
     if let Some(parent) = &object.search_parent
         && let Some(p) = record.get(&parent.field).and_then(Json::as_str)
     {

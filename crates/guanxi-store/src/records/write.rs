@@ -803,7 +803,7 @@ impl Engine {
             };
             h.after_delete(&mut ctx, &old).await?;
         }
-        search::after_lifecycle(&mut *tx, backend, &self.catalog.snapshot(), object, &old).await?;
+        search::after_lifecycle(&mut *tx, backend, &self.catalog.snapshot(), object, &old, false).await?;
         Ok(())
     }
 
@@ -864,7 +864,7 @@ impl Engine {
             json!([]),
         )
         .await?;
-        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &full, &record).await?;
+        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &full, &record, true).await?;
         tx.commit().await?;
         Ok(visible(&view, record))
     }
@@ -906,7 +906,7 @@ impl Engine {
             json!([]),
         )
         .await?;
-        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &object, &old).await?;
+        search::after_lifecycle(&mut tx, backend, &self.catalog.snapshot(), &object, &old, false).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -329,9 +329,9 @@ async fn stored_index(app: &TestApp) -> (Vec<(String, String, String)>, Vec<(Str
 
 /// Edits update the index by difference (decision 0009): each record's stored term list says
 /// which entries to delete when its search fields, its children or its lifecycle change. After
-/// a rename, new and removed contacts, a delete, a restore and purges, the index holds exactly
-/// what a rebuild from the records makes — nothing stale that would find a record by a name it
-/// no longer has, nothing missing.
+/// a rename, new and removed contacts, a delete, a restore, purges and a merge with its undo,
+/// the index holds exactly what a rebuild from the records makes — nothing stale that would
+/// find a record by a name it no longer has, nothing missing.
 #[tokio::test]
 async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
     let app = spawn_app().await;
@@ -384,6 +384,44 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
         .delete(&format!("/api/v1/records/customer/recycle-bin/{}", s(&gone, "id")))
         .await;
     assert_eq!(purge.status, StatusCode::NO_CONTENT);
+
+    // A merge moves the source's contact to the target and puts the source in the recycle bin;
+    // its undo puts both back.
+    let source = app.create("customer", json!({"name": "月光商贸"})).await;
+    app.create(
+        "contact",
+        json!({"customer_id": source["id"], "name": "王芳", "mobile": "13600003333"}),
+    )
+    .await;
+    let merged = app
+        .post(
+            "/api/v1/customers/merge",
+            &json!({"target_id": dipper["id"], "source_ids": [source["id"]]}),
+        )
+        .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.text);
+    assert_eq!(
+        found("13600003333").await,
+        ["北斗科技"],
+        "the moved contact finds the target"
+    );
+    assert!(found("月光").await.is_empty(), "a merged source is in the recycle bin");
+    let bin = app
+        .get(&format!("/api/v1/records/customer/recycle-bin?q={}", urlencode("月光")))
+        .await;
+    assert_eq!(
+        bin.data()[0]["name"],
+        "月光商贸",
+        "the recycle bin's search finds it: {}",
+        bin.text
+    );
+    let merge_id = s(&merged.data()["merge"], "id").to_owned();
+    let undo = app
+        .post(&format!("/api/v1/customers/merges/{merge_id}/undo"), &json!({}))
+        .await;
+    assert_eq!(undo.status, StatusCode::OK, "{}", undo.text);
+    assert_eq!(found("13600003333").await, ["月光商贸"]);
+    assert_eq!(found("月光").await, ["月光商贸"]);
 
     assert!(found("星河贸易").await.is_empty(), "the old name no longer finds it");
     assert_eq!(found("国际物流").await, ["星河国际物流"]);
