@@ -282,17 +282,39 @@ impl Engine {
         let mut after = String::new();
         let mut count = 0;
         loop {
-            let mut sql = Sql::of(
-                backend,
-                "SELECT \"id\", \"name\", \"phone\", \"email\", \"credit_code\" FROM ",
-            );
+            let mut sql = Sql::of(backend, "SELECT \"id\" FROM ");
             sql.ident(&object.table)
                 .push(" WHERE \"id\" > ")
                 .bind(after.as_str())
                 .push(" ORDER BY \"id\" LIMIT 500");
-            let rows = sql.query().fetch_all(self.db().reader()).await?;
-            let Some(last) = rows.last() else { break };
-            let last: String = last.try_get("id")?;
+            let ids: Vec<String> = sql
+                .query()
+                .fetch_all(self.db().reader())
+                .await?
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            let Some(last) = ids.last().cloned() else { break };
+            let mut tx = self.db().writer().begin().await?;
+            // The page's values are read inside the transaction that writes their keys: read
+            // before it, a rename committed in between would get its new keys replaced by the
+            // old name's. On PostgreSQL the rows are also locked, in id order, so that a purge
+            // or an update of one of them and this page wait for each other one way only (a
+            // purge — customer row, then its keys by cascade — and this page — keys, then the
+            // customer through the keys' foreign key — deadlocked). Customers purged since the
+            // page's ids were read are left out.
+            let mut page = Sql::of(
+                backend,
+                "SELECT \"id\", \"name\", \"phone\", \"email\", \"credit_code\" FROM ",
+            );
+            page.ident(&object.table)
+                .push(" WHERE \"id\" IN (")
+                .bind_list(ids.iter().map(|id| Bind::Text(id.clone())))
+                .push(") ORDER BY \"id\"");
+            if backend == Backend::Postgres {
+                page.push(" FOR SHARE");
+            }
+            let rows = page.query().fetch_all(&mut *tx).await?;
             let mut records = Vec::with_capacity(rows.len());
             for row in &rows {
                 let mut r = Record::new();
@@ -301,27 +323,6 @@ impl Engine {
                     r.insert(f.to_owned(), v.map_or(Json::Null, Json::String));
                 }
                 records.push(r);
-            }
-            let mut tx = self.db().writer().begin().await?;
-            if backend == Backend::Postgres {
-                // The page's customers are locked first, in id order, so that a purge or an
-                // update of one of them and this page wait for each other one way only. Without
-                // it a purge (customer row, then its keys by cascade) and this page (keys, then
-                // the customer through the keys' foreign key) deadlocked. Customers purged since
-                // the page was read are left out.
-                let mut lock = Sql::of(backend, "SELECT \"id\" FROM ");
-                lock.ident(&object.table)
-                    .push(" WHERE \"id\" IN (")
-                    .bind_list(records.iter().map(|r| Bind::Text(id_of(r).to_owned())))
-                    .push(") ORDER BY \"id\" FOR SHARE");
-                let alive: HashSet<String> = lock
-                    .query()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get("id"))
-                    .collect::<Result<_, _>>()?;
-                records.retain(|r| alive.contains(id_of(r)));
             }
             // The page's old keys go in one statement, the new ones in another.
             let mut del = Sql::of(backend, "DELETE FROM customer_duplicate_keys WHERE customer_id IN (");
@@ -332,7 +333,7 @@ impl Engine {
                 write_new_keys_many(&mut tx, backend, &records).await?;
             }
             tx.commit().await?;
-            count += rows.len();
+            count += ids.len();
             after = last;
         }
         crate::identity::set_setting(self.db(), VERSION_SETTING, &Json::String(KEYS_VERSION.into())).await?;
