@@ -304,6 +304,25 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
     assert_eq!(found("星河贸易").await, ["星河贸易有限公司"]);
 }
 
+/// Creates a contact of a customer.
+async fn add_contact(app: &TestApp, customer: &Json, name: &str, mobile: &str) -> Json {
+    app.create(
+        "contact",
+        json!({"customer_id": customer["id"], "name": name, "mobile": mobile}),
+    )
+    .await
+}
+
+/// Deletes a record and purges it from the recycle bin.
+async fn delete_and_purge(app: &TestApp, object: &str, record: &Json) {
+    let path = format!("/api/v1/records/{object}/{}", s(record, "id"));
+    assert_eq!(app.delete(&path).await.status, StatusCode::NO_CONTENT);
+    let purge = app
+        .delete(&format!("/api/v1/records/{object}/recycle-bin/{}", s(record, "id")))
+        .await;
+    assert_eq!(purge.status, StatusCode::NO_CONTENT, "{}", purge.text);
+}
+
 /// The index entries and the per-record term lists (`search_docs`) as sorted rows.
 async fn stored_index(app: &TestApp) -> (Vec<(String, String, String)>, Vec<(String, String, Vec<String>)>) {
     let entries: Vec<(String, String, String)> =
@@ -346,17 +365,8 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
     let river = app.create("customer", json!({"name": "银河物流"})).await;
     let dipper = app.create("customer", json!({"name": "北斗科技"})).await;
     let gone = app.create("customer", json!({"name": "昙花商行"})).await;
-    app.create(
-        "contact",
-        json!({"customer_id": star["id"], "name": "周敏", "mobile": "13900001111"}),
-    )
-    .await;
-    let dropped = app
-        .create(
-            "contact",
-            json!({"customer_id": star["id"], "name": "李雷", "mobile": "13700002222"}),
-        )
-        .await;
+    add_contact(&app, &star, "周敏", "13900001111").await;
+    let dropped = add_contact(&app, &star, "李雷", "13700002222").await;
     assert_eq!(found("13700002222").await, ["星河贸易有限公司"]);
 
     let renamed = app
@@ -366,33 +376,19 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
         )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
-    let contact = format!("/api/v1/records/contact/{}", s(&dropped, "id"));
-    assert_eq!(app.delete(&contact).await.status, StatusCode::NO_CONTENT);
-    let purge = app
-        .delete(&format!("/api/v1/records/contact/recycle-bin/{}", s(&dropped, "id")))
-        .await;
-    assert_eq!(purge.status, StatusCode::NO_CONTENT);
+    delete_and_purge(&app, "contact", &dropped).await;
     let river_path = format!("/api/v1/records/customer/{}", s(&river, "id"));
     assert_eq!(app.delete(&river_path).await.status, StatusCode::NO_CONTENT);
     let dipper_path = format!("/api/v1/records/customer/{}", s(&dipper, "id"));
     assert_eq!(app.delete(&dipper_path).await.status, StatusCode::NO_CONTENT);
     let restored = app.post(&format!("{dipper_path}/restore"), &json!({})).await;
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.text);
-    let gone_path = format!("/api/v1/records/customer/{}", s(&gone, "id"));
-    assert_eq!(app.delete(&gone_path).await.status, StatusCode::NO_CONTENT);
-    let purge = app
-        .delete(&format!("/api/v1/records/customer/recycle-bin/{}", s(&gone, "id")))
-        .await;
-    assert_eq!(purge.status, StatusCode::NO_CONTENT);
+    delete_and_purge(&app, "customer", &gone).await;
 
     // A merge moves the source's contact to the target and puts the source in the recycle bin;
     // its undo puts both back.
     let source = app.create("customer", json!({"name": "月光商贸"})).await;
-    app.create(
-        "contact",
-        json!({"customer_id": source["id"], "name": "王芳", "mobile": "13600003333"}),
-    )
-    .await;
+    add_contact(&app, &source, "王芳", "13600003333").await;
     let merged = app
         .post(
             "/api/v1/customers/merge",
