@@ -52,17 +52,17 @@ impl RecordHooks for DepartmentHooks {
     }
 
     async fn after_create(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 
     async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 
     async fn after_delete(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 

@@ -158,8 +158,7 @@ pub async fn set_user_password(
         .execute(state.db.writer())
         .await
         .map_err(guanxi_store::StoreError::from)?;
-    identity::end_user_sessions(&state.db, &id, None).await?;
-    state.identity.actors.clear();
+    super::session::end_user_sessions(&state, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

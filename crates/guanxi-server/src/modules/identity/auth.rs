@@ -102,7 +102,7 @@ pub(super) async fn signed_in(
     identity::set_user_column(&state.db, &user.id, "last_login_at", Bind::Text(now_utc())).await?;
     if user.status == "locked" {
         identity::set_user_column(&state.db, &user.id, "status", Bind::Text("active".into())).await?;
-        state.identity.actors.clear();
+        state.identity.cache.clear();
     }
     let principal = session::load_actor(state, &user.id)
         .await?
@@ -229,8 +229,7 @@ pub async fn login(
             if let Some(u) = &known {
                 identity::set_user_column(&state.db, &u.id, "status", Bind::Text("locked".into())).await?;
                 identity::set_user_column(&state.db, &u.id, "locked_until", Bind::Text(until)).await?;
-                identity::end_user_sessions(&state.db, &u.id, None).await?;
-                state.identity.actors.clear();
+                session::end_user_sessions(&state, &u.id, None).await?;
             }
         }
         identity::save_attempts(&state.db, &key, &attempts).await?;
@@ -538,8 +537,7 @@ pub async fn set_new_password(state: &AppState, user: &UserAuth, password: &str,
     let policy = &state.config.auth.password;
     let hash = hash_password(password.to_owned()).await.map_err(ApiError::internal)?;
     identity::set_password(&state.db, &user.id, &hash, &previous, policy.history).await?;
-    identity::end_user_sessions(&state.db, &user.id, None).await?;
-    state.identity.actors.clear();
+    session::end_user_sessions(state, &user.id, None).await?;
     Ok(())
 }
 
@@ -579,7 +577,7 @@ pub async fn check_new_password(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", summary = "Sign out (ends the session and the remember-me token)", responses((status = 204, description = "Sign out (ends the session and the remember-me token)")))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = session::cookie(&headers, session::SESSION_COOKIE) {
-        identity::delete_session(&state.db, &token_hash(token)).await?;
+        session::end_session(&state, &token_hash(token)).await?;
     }
     if let Some((selector, _)) = session::cookie(&headers, session::REMEMBER_COOKIE).and_then(|v| v.split_once('.')) {
         identity::take_remember_token(&state.db, selector).await?;

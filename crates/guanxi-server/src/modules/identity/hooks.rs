@@ -70,7 +70,7 @@ impl RecordHooks for UserHooks {
     }
 
     async fn after_create(&self, ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         if ctx.actor.id != REGISTRATION_ACTOR {
             return Ok(());
         }
@@ -131,7 +131,7 @@ impl RecordHooks for UserHooks {
     }
 
     async fn after_update(&self, ctx: &mut HookCtx<'_>, old: &Record, new: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         let status = new.get("status").and_then(Json::as_str);
         if status != old.get("status").and_then(Json::as_str)
             && matches!(status, Some("disabled" | "locked"))
@@ -167,7 +167,7 @@ impl RecordHooks for UserHooks {
     }
 
     async fn after_delete(&self, ctx: &mut HookCtx<'_>, record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         if let Some(id) = record.get("id").and_then(Json::as_str) {
             let mut sql = Sql::of(ctx.backend, "DELETE FROM sessions WHERE user_id = ");
             sql.bind(id);
@@ -212,7 +212,7 @@ impl RecordHooks for RoleHooks {
     }
 
     async fn after_create(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 
@@ -221,12 +221,12 @@ impl RecordHooks for RoleHooks {
     }
 
     async fn after_update(&self, _ctx: &mut HookCtx<'_>, _old: &Record, _new: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 
     async fn after_delete(&self, _ctx: &mut HookCtx<'_>, _record: &Record) -> StoreResult<()> {
-        self.identity.actors.clear();
+        self.identity.cache.clear();
         Ok(())
     }
 }

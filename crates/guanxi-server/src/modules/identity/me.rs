@@ -101,7 +101,7 @@ pub async fn update_profile(
         .engine
         .update(&as_self, "user", &p.user.id, version, &input)
         .await?;
-    state.identity.actors.clear();
+    state.identity.cache.clear();
     Ok(data(updated))
 }
 
@@ -175,7 +175,7 @@ pub async fn revoke_session(
         }
         .into());
     };
-    identity::delete_session(&state.db, &s.token_hash).await?;
+    super::session::end_session(&state, &s.token_hash).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +186,7 @@ pub async fn revoke_all_sessions(
     CurrentPrincipal(p): CurrentPrincipal,
 ) -> ApiResult<impl IntoResponse> {
     let keep = p.session.as_ref().map(|s| s.token_hash.clone());
-    let ended = identity::end_user_sessions(&state.db, &p.user.id, keep.as_deref()).await?;
+    let ended = super::session::end_user_sessions(&state, &p.user.id, keep.as_deref()).await?;
     Ok(data(json!({"ended": ended})))
 }
 
@@ -259,7 +259,7 @@ pub async fn totp_enable(
         Bind::Text(Json::from(hashes).to_string()),
     )
     .await?;
-    state.identity.actors.clear();
+    state.identity.cache.clear();
     Ok(data(json!({"recovery_codes": codes})))
 }
 
@@ -288,7 +288,7 @@ pub async fn totp_disable(
     identity::set_user_column(&state.db, &user.id, "totp_enabled", Bind::Bool(false)).await?;
     identity::set_user_column(&state.db, &user.id, "totp_secret", Bind::NullText).await?;
     identity::set_user_column(&state.db, &user.id, "recovery_codes", Bind::Text("[]".into())).await?;
-    state.identity.actors.clear();
+    state.identity.cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 

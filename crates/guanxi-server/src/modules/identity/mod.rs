@@ -24,10 +24,10 @@ use serde_json::{Map, Value as Json, json};
 use crate::config::Config;
 use crate::state::AppState;
 
-/// State shared by the identity code: the cache of signed-in users' permissions.
+/// State shared by the identity code: the cache of signed-in users and their sessions.
 #[derive(Default)]
 pub struct IdentityState {
-    pub actors: session::ActorCache,
+    pub cache: session::SignInCache,
 }
 
 pub fn router() -> Router<AppState> {

@@ -43,40 +43,115 @@ pub struct Principal {
     pub token_scopes: Option<Vec<String>>,
 }
 
-/// Signed-in users' actors, cached briefly so a request costs one session lookup, not five
-/// queries. Changes to users and roles clear it; other servers pick changes up within the TTL.
+/// What a signed-in request needs besides its own work, cached briefly: users' actors (five
+/// queries each) and sessions by token hash (one lookup, but a round trip to the database
+/// worker on every request, the largest part of a cheap request's cost). Every change to users,
+/// roles, departments or sessions on this server clears both at once, so a sign-out or a revoked
+/// session ends at once here; other servers pick changes up within the TTL (decision 0010).
 #[derive(Default)]
-pub struct ActorCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<CachedActor>)>>,
+pub struct SignInCache {
+    actors: TtlMap<CachedActor>,
+    sessions: TtlMap<SessionRow>,
 }
 
 /// A user's actor with the user and roles it was computed from.
 type CachedActor = (Actor, Arc<UserAuth>, Arc<Vec<RoleGrant>>);
 
-const ACTOR_TTL: Duration = Duration::from_secs(10);
+/// How long a cached actor or session is trusted without reading it again.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Entries kept at most; a full map is emptied rather than evicted entry by entry.
+const CACHE_CAPACITY: usize = 10_000;
 
-impl ActorCache {
-    pub fn clear(&self) {
+/// A string-keyed map whose entries expire after [`CACHE_TTL`].
+struct TtlMap<V> {
+    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+}
+
+impl<V> Default for TtlMap<V> {
+    fn default() -> Self {
+        TtlMap {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> TtlMap<V> {
+    fn clear(&self) {
         if let Ok(mut m) = self.entries.lock() {
             m.clear();
         }
     }
 
-    fn get(&self, user_id: &str) -> Option<Arc<CachedActor>> {
+    fn get(&self, key: &str) -> Option<Arc<V>> {
         let m = self.entries.lock().ok()?;
-        m.get(user_id)
-            .filter(|(at, _)| at.elapsed() < ACTOR_TTL)
+        m.get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
             .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, user_id: &str, v: Arc<CachedActor>) {
+    /// Stores `v`; `since` is when it was read from the database (a value derived from a cached
+    /// one keeps its age, so it is not trusted longer than the original).
+    fn put(&self, key: &str, v: Arc<V>, since: Instant) {
         if let Ok(mut m) = self.entries.lock() {
-            if m.len() > 10_000 {
+            if m.len() > CACHE_CAPACITY {
                 m.clear();
             }
-            m.insert(user_id.to_owned(), (Instant::now(), v));
+            m.insert(key.to_owned(), (since, v));
         }
     }
+
+    fn read_at(&self, key: &str) -> Option<Instant> {
+        self.entries.lock().ok()?.get(key).map(|(at, _)| *at)
+    }
+}
+
+impl SignInCache {
+    /// Forgets every cached actor and session: called after any change to users, roles,
+    /// departments or sessions.
+    pub fn clear(&self) {
+        self.actors.clear();
+        self.sessions.clear();
+    }
+}
+
+/// The session with this token hash: from the cache, or read (and cached) when absent or stale.
+async fn find_session(state: &AppState, hash: &str) -> Result<Option<Arc<SessionRow>>, ApiError> {
+    if let Some(s) = state.identity.cache.sessions.get(hash) {
+        return Ok(Some(s));
+    }
+    let read_at = Instant::now();
+    let Some(session) = identity::get_session(&state.db, hash).await? else {
+        return Ok(None);
+    };
+    let session = Arc::new(session);
+    state.identity.cache.sessions.put(hash, session.clone(), read_at);
+    Ok(Some(session))
+}
+
+/// Records that the session was seen now, in the database and in the cached copy.
+async fn touch_session(state: &AppState, session: &SessionRow) -> Result<(), ApiError> {
+    identity::touch_session(&state.db, &session.token_hash).await?;
+    let cache = &state.identity.cache.sessions;
+    if let Some(read_at) = cache.read_at(&session.token_hash) {
+        let mut seen = session.clone();
+        seen.last_seen_at = now_utc();
+        cache.put(&session.token_hash, Arc::new(seen), read_at);
+    }
+    Ok(())
+}
+
+/// Ends one session (sign-out, revocation, an expired or orphaned session).
+pub async fn end_session(state: &AppState, token_hash: &str) -> Result<(), ApiError> {
+    identity::delete_session(&state.db, token_hash).await?;
+    state.identity.cache.clear();
+    Ok(())
+}
+
+/// Ends every session of a user except `keep` and forgets the user's remember-me tokens.
+pub async fn end_user_sessions(state: &AppState, user_id: &str, keep: Option<&str>) -> Result<u64, ApiError> {
+    let ended = identity::end_user_sessions(&state.db, user_id, keep).await?;
+    state.identity.cache.clear();
+    Ok(ended)
 }
 
 /// Whether an account may be signed in now.
@@ -90,9 +165,10 @@ pub fn account_usable(user: &UserAuth) -> bool {
 
 /// Loads (or takes from the cache) the actor of an active user.
 pub async fn load_actor(state: &AppState, user_id: &str) -> Result<Option<Principal>, ApiError> {
-    let cached = match state.identity.actors.get(user_id) {
+    let cached = match state.identity.cache.actors.get(user_id) {
         Some(c) => c,
         None => {
+            let read_at = Instant::now();
             let Some(user) = identity::find_user(&state.db, user_id).await? else {
                 return Ok(None);
             };
@@ -104,7 +180,7 @@ pub async fn load_actor(state: &AppState, user_id: &str) -> Result<Option<Princi
                 access: Some(Arc::new(access)),
             };
             let entry = Arc::new((actor, Arc::new(user), Arc::new(roles)));
-            state.identity.actors.put(user_id, entry.clone());
+            state.identity.cache.actors.put(user_id, entry.clone(), read_at);
             entry
         }
     };
@@ -274,7 +350,7 @@ async fn resolve(
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) {
         let hash = token_hash(token);
-        if let Some(session) = identity::get_session(&state.db, &hash).await? {
+        if let Some(session) = find_session(state, &hash).await? {
             if session_valid(state, &session) {
                 if unsafe_method(method) {
                     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -283,18 +359,18 @@ async fn resolve(
                     }
                 }
                 let Some(mut p) = load_actor(state, &session.user_id).await? else {
-                    identity::delete_session(&state.db, &hash).await?;
+                    end_session(state, &hash).await?;
                     cookies.extend(clear_cookies(secure_cookies(state, headers)));
                     return Ok(None);
                 };
                 let stale = format_utc(OffsetDateTime::now_utc() - time::Duration::seconds(60));
                 if session.last_seen_at < stale {
-                    identity::touch_session(&state.db, &hash).await?;
+                    touch_session(state, &session).await?;
                 }
-                p.session = Some(session);
+                p.session = Some(SessionRow::clone(&session));
                 return Ok(Some(p));
             }
-            identity::delete_session(&state.db, &hash).await?;
+            end_session(state, &hash).await?;
         }
     }
     if let Some(value) = cookie(headers, REMEMBER_COOKIE).filter(|t| !t.is_empty()) {
@@ -323,7 +399,7 @@ async fn remembered(
     };
     if !constant_time_eq(&validator_hash, &token_hash(validator)) {
         tracing::warn!(user_id = %user_id, "remember-me token replayed; ending every session of the user");
-        identity::end_user_sessions(&state.db, &user_id, None).await?;
+        end_user_sessions(state, &user_id, None).await?;
         cookies.extend(clear_cookies(secure));
         return Ok(None);
     }
