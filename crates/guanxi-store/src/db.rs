@@ -157,8 +157,12 @@ impl Db {
                     format!("{pragmas} PRAGMA cache_size=-32000; PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES};");
                 let checkpoint_pragmas = format!("{pragmas} PRAGMA cache_size=-1000;");
                 let pragmas = format!("{pragmas} PRAGMA cache_size=-8000;");
+                // No health check before each acquire: an embedded database's connection cannot
+                // drop, and the ping is a round trip to the connection's worker thread that
+                // doubled the database cost of a cheap request (decision 0010).
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(60))
                     .after_connect(move |conn, _| {
                         let p = write_pragmas.clone();
@@ -172,6 +176,7 @@ impl Db {
                 let checkpointer = Checkpointer::start(connect.clone(), &checkpoint_pragmas, write.clone()).await?;
                 let read = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(move |conn, _| {
                         let p = pragmas.clone();
