@@ -225,6 +225,7 @@ async fn after_three_failures_a_captcha_is_needed_and_after_five_the_account_loc
 async fn disabled_and_pending_accounts_cannot_sign_in() {
     let app = spawn_app().await;
     let (id, client) = app.user("li_na", &["salesperson"], None, None).await;
+    assert_eq!(client.get("/api/v1/me").await.status, StatusCode::OK);
     let disable = app
         .post(&format!("/api/v1/records/user/{id}/transitions/disable"), &json!({}))
         .await;
@@ -412,6 +413,9 @@ async fn sessions_can_be_listed_and_ended_and_end_on_password_change() {
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
     let other = list.iter().find(|s| s["current"] == false).expect("other");
+    // Each session is used once first, so the server has it cached when it ends: the end must
+    // reach the cache too.
+    assert_eq!(second.get("/api/v1/me").await.status, StatusCode::OK);
     let ended = first
         .delete(&format!("/api/v1/me/sessions/{}", other["id"].as_str().unwrap_or("")))
         .await;
@@ -421,6 +425,7 @@ async fn sessions_can_be_listed_and_ended_and_end_on_password_change() {
     let third = sign_in(&app.base_url, "qian_jun", USER_PASSWORD)
         .await
         .expect("third session");
+    assert_eq!(third.get("/api/v1/me").await.status, StatusCode::OK);
     let wrong = first
         .post(
             "/api/v1/me/password",
@@ -451,6 +456,7 @@ async fn sessions_can_be_listed_and_ended_and_end_on_password_change() {
 
     let a = sign_in(&app.base_url, "qian_jun", "Other#Pass2027").await.expect("a");
     let b = sign_in(&app.base_url, "qian_jun", "Other#Pass2027").await.expect("b");
+    assert_eq!(b.get("/api/v1/me").await.status, StatusCode::OK);
     assert_eq!(
         a.post("/api/v1/me/sessions/revoke-all", &json!({})).await.status,
         StatusCode::OK
