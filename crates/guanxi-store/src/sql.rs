@@ -153,6 +153,56 @@ impl Sql {
     }
 }
 
+/// Statements that return no rows, sent as one call where the backend allows it. On SQLite
+/// every call is a round trip to the connection's worker thread, and the writer is held for all
+/// of them: one text of several statements (sqlx binds each statement's `?`s in turn) is one
+/// round trip. PostgreSQL's extended protocol takes one statement per call, so there they run
+/// one after the other. A failure stops at the failing statement; the caller's transaction
+/// decides what becomes of the rest.
+#[derive(Debug)]
+pub struct Batch {
+    backend: Backend,
+    statements: Vec<Sql>,
+}
+
+impl Batch {
+    pub fn new(backend: Backend) -> Self {
+        Batch {
+            backend,
+            statements: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: Sql) {
+        self.statements.push(sql);
+    }
+
+    pub fn extend(&mut self, statements: impl IntoIterator<Item = Sql>) {
+        self.statements.extend(statements);
+    }
+
+    /// Runs every statement, in order.
+    pub async fn execute(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite if self.statements.len() > 1 => {
+                let mut all = Sql::new(self.backend);
+                for sql in self.statements {
+                    all.text.push_str(&sql.text);
+                    all.text.push_str(";\n");
+                    all.binds.extend(sql.binds);
+                }
+                all.query().execute(conn).await?;
+            }
+            _ => {
+                for sql in &self.statements {
+                    sql.query().execute(&mut *conn).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern (used with
 /// `ESCAPE '\'`).
 pub fn escape_like(s: &str) -> String {

@@ -71,6 +71,23 @@ pub(super) async fn write(
     title: Option<String>,
     changes: Json,
 ) -> StoreResult<()> {
+    entry_sql(backend, actor, object, record_id, action, title, &changes)
+        .query()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The statement that [`write`] runs, for callers that send it with others (`Batch`).
+pub(super) fn entry_sql(
+    backend: Backend,
+    actor: &Actor,
+    object: &str,
+    record_id: &str,
+    action: &str,
+    title: Option<String>,
+    changes: &Json,
+) -> Sql {
     let mut sql = Sql::of(
         backend,
         "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES (",
@@ -93,8 +110,7 @@ pub(super) async fn write(
         .push(", ")
         .bind(changes.to_string())
         .push(")");
-    sql.query().execute(conn).await?;
-    Ok(())
+    sql
 }
 
 /// Drops the changes of fields outside the actor's view of the object, and the whole entry

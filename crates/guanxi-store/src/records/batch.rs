@@ -23,7 +23,7 @@ use crate::catalog::Snapshot;
 use crate::error::{StoreError, StoreResult};
 use crate::hooks::{AnyTx, HookCtx, Values};
 use crate::numbering;
-use crate::sql::{Bind, Sql};
+use crate::sql::{Batch, Bind, Sql};
 use guanxi_core::time_fmt::{now_utc, today_shanghai};
 
 /// Bound parameters per statement, under SQLite's and PostgreSQL's limits.
@@ -113,6 +113,8 @@ impl Engine {
                 .or_default()
                 .push((i, binds, Json::Object(custom).to_string()));
         }
+        // Each INSERT returns its rows as stored (defaults, normalised values).
+        let mut stored: HashMap<String, (Record, Record)> = HashMap::with_capacity(ids.len());
         for (cols, members) in &groups {
             let per_row = cols.len() + 6;
             for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
@@ -145,32 +147,23 @@ impl Engine {
                     }
                     sql.push(")");
                 }
-                if sql.query().execute(&mut **tx).await.is_err() {
-                    // A constraint the checks above did not foresee (a race on a unique value).
+                sql.push(" RETURNING ");
+                push_select_list(&mut sql, full);
+                // A constraint the checks above did not foresee (a race on a unique value).
+                let Ok(rows) = sql.query().fetch_all(&mut **tx).await else {
                     return Ok(Err(NeedsRowByRow));
+                };
+                for row in rows {
+                    let record = decode_row(full, &row, false)?;
+                    let visible = decode_row(view, &row, false)?;
+                    let id: String = row.try_get("id")?;
+                    stored.insert(id, (record, visible));
                 }
             }
         }
 
-        // Read the rows back as stored (defaults, normalised values) in id chunks.
-        let mut stored: HashMap<String, (Record, Record)> = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_BINDS) {
-            let mut sql = Sql::of(backend, "SELECT ");
-            push_select_list(&mut sql, full);
-            sql.push(" FROM ")
-                .ident(&full.table)
-                .push(" WHERE \"id\" IN (")
-                .bind_list(chunk.iter().map(|id| Bind::Text(id.clone())))
-                .push(")");
-            for row in sql.query().fetch_all(&mut **tx).await? {
-                let record = decode_row(full, &row, false)?;
-                let visible = decode_row(view, &row, false)?;
-                let id: String = row.try_get("id")?;
-                stored.insert(id, (record, visible));
-            }
-        }
-
-        // Audit entries, one statement per chunk.
+        // Audit entries, one statement per chunk, sent with the search entries below.
+        let mut pending = Batch::new(backend);
         for chunk in ids.iter().zip(&rows).collect::<Vec<_>>().chunks(MAX_BINDS / 9) {
             let mut sql = Sql::of(
                 backend,
@@ -204,7 +197,7 @@ impl Engine {
                     .bind(Json::Array(changes).to_string())
                     .push(")");
             }
-            sql.query().execute(&mut **tx).await?;
+            pending.push(sql);
         }
 
         let mut out = Vec::with_capacity(ids.len());
@@ -232,8 +225,10 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        if !self.search_index_deferred() {
-            search::index_created(&mut *tx, backend, snapshot, full, &records).await?;
+        if self.search_index_deferred() {
+            pending.execute(&mut **tx).await?;
+        } else {
+            search::index_created(&mut *tx, backend, snapshot, full, &records, pending).await?;
         }
         Ok(Ok(out))
     }

@@ -16,6 +16,12 @@
 //!
 //! Validation and the `check_input` hooks stay in the request's task, before queueing: a bad
 //! body never reaches the writer.
+//!
+//! The writer task runs on a thread of its own ([`WriterThread`]). It holds the one SQLite writer
+//! and makes a round trip to the connection's worker thread per statement; on the shared runtime
+//! each return waited behind the HTTP work of every other request, and the writer sat idle
+//! meanwhile. (Single updates stay on the shared runtime: moved to that thread, their
+//! validation and decoding competed with each other on one core, and fewer were done.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -47,6 +53,48 @@ pub(super) struct PendingCreate {
     pub answer: oneshot::Sender<StoreResult<Record>>,
 }
 
+/// A thread with a runtime of its own for the create writer task, started on first use; it
+/// ends when the last engine handle goes.
+#[derive(Debug, Default)]
+pub(super) struct WriterThread {
+    started: OnceLock<Option<(tokio::runtime::Handle, oneshot::Sender<()>)>>,
+}
+
+impl WriterThread {
+    /// Runs `work` on the writer thread (or, if that thread could not start, on the caller's
+    /// runtime) and returns its handle.
+    fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.started.get_or_init(start_writer_thread) {
+            Some((handle, _)) => handle.spawn(work),
+            None => tokio::spawn(work),
+        }
+    }
+}
+
+/// Starts the writer thread; it runs until its stop sender (kept by [`WriterThread`]) drops.
+fn start_writer_thread() -> Option<(tokio::runtime::Handle, oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| tracing::error!(error = %e, "no writer thread; writes run on the shared runtime"))
+        .ok()?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("guanxi-writer".into())
+        .spawn(move || {
+            // Drives the runtime's tasks until the sender drops.
+            let _ = runtime.block_on(stopped);
+        })
+        .map_err(|e| tracing::error!(error = %e, "no writer thread; writes run on the shared runtime"))
+        .ok()?;
+    Some((handle, stop))
+}
+
 /// The queue in front of the writer task, started by the first create.
 #[derive(Debug, Default)]
 pub(super) struct CreateQueue {
@@ -63,9 +111,10 @@ impl Engine {
             // ends.
             let writer = Engine {
                 creates: Arc::default(),
+                writer_thread: Arc::default(),
                 ..self.clone()
             };
-            tokio::spawn(writer.write_creates(receiver));
+            self.writer_thread.spawn(writer.write_creates(receiver));
             sender
         });
         sender

@@ -49,6 +49,8 @@ pub struct Engine {
     search_deferred: Arc<std::sync::atomic::AtomicBool>,
     /// Single creates wait here for the writer task that commits them in groups.
     creates: Arc<group_commit::CreateQueue>,
+    /// The thread the create writer task runs on (`group_commit`).
+    writer_thread: Arc<group_commit::WriterThread>,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
             term_rarity: search::TermRarity::default(),
             search_deferred: Arc::default(),
             creates: Arc::default(),
+            writer_thread: Arc::default(),
         }
     }
 

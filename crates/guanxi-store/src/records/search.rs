@@ -18,7 +18,7 @@ use super::codec::{Record, push_field_expr};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{Bind, Sql};
+use crate::sql::{Batch, Bind, Sql};
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
 pub const INDEX_VERSION: &str = "1";
@@ -53,7 +53,16 @@ async fn insert_terms(
     object: &ObjectDef,
     entries: &mut [(&str, &str)],
 ) -> StoreResult<()> {
+    for sql in insert_terms_sql(backend, object, entries) {
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`insert_terms`].
+fn insert_terms_sql(backend: Backend, object: &ObjectDef, entries: &mut [(&str, &str)]) -> Vec<Sql> {
     entries.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    let mut statements = Vec::new();
     for chunk in entries.chunks(5_000) {
         let mut ins = Sql::of(backend, "INSERT INTO search_terms (object, term, record_id) VALUES ");
         for (i, (id, term)) in chunk.iter().enumerate() {
@@ -71,9 +80,9 @@ async fn insert_terms(
         // An entry already there (written by a reindex whose term list was lost) is adopted
         // rather than failing every later edit of the record.
         ins.push(" ON CONFLICT (object, term, record_id) DO NOTHING");
-        ins.query().execute(&mut *conn).await?;
+        statements.push(ins);
     }
-    Ok(())
+    statements
 }
 
 /// Deletes index entries of one object by their primary key: one statement per record, its
@@ -137,6 +146,15 @@ async fn write_docs(
     docs: &[(&str, &BTreeSet<String>)],
     upsert: bool,
 ) -> StoreResult<()> {
+    for sql in write_docs_sql(backend, object, docs, upsert) {
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`write_docs`].
+fn write_docs_sql(backend: Backend, object: &ObjectDef, docs: &[(&str, &BTreeSet<String>)], upsert: bool) -> Vec<Sql> {
+    let mut statements = Vec::new();
     let (kept, emptied): (Vec<_>, Vec<_>) = docs.iter().partition(|(_, terms)| !terms.is_empty());
     for chunk in kept.chunks(5_000) {
         let mut ins = Sql::of(backend, "INSERT INTO search_docs (object, record_id, terms) VALUES ");
@@ -156,7 +174,7 @@ async fn write_docs(
         if upsert {
             ins.push(" ON CONFLICT (object, record_id) DO UPDATE SET terms = excluded.terms");
         }
-        ins.query().execute(&mut *conn).await?;
+        statements.push(ins);
     }
     for chunk in emptied.chunks(5_000) {
         let mut del = Sql::of(backend, "DELETE FROM search_docs WHERE object = ");
@@ -164,9 +182,9 @@ async fn write_docs(
             .push(" AND record_id IN (")
             .bind_list(chunk.iter().map(|(id, _)| Bind::Text((*id).to_owned())))
             .push(")");
-        del.query().execute(&mut *conn).await?;
+        statements.push(del);
     }
-    Ok(())
+    statements
 }
 
 /// Removes every index entry of a record that is leaving the live set (deleted or purged),
@@ -218,13 +236,15 @@ async fn lock_records(conn: &mut AnyConnection, backend: Backend, object: &Objec
 
 /// Index entries for freshly created records (which have no children and no entries yet), one
 /// multi-row INSERT per chunk, and a reindex of each distinct search parent they belong to (a
-/// new contact's phone finds its customer).
+/// new contact's phone finds its customer). `pending` holds the creator's own statements that
+/// return nothing (its audit entries): they are sent in one call with the entries.
 pub(super) async fn index_created(
     conn: &mut AnyConnection,
     backend: Backend,
     snapshot: &Snapshot,
     object: &ObjectDef,
     records: &[Record],
+    mut pending: Batch,
 ) -> StoreResult<()> {
     if !object.search_fields.is_empty() {
         let mut docs: Vec<(&str, BTreeSet<String>)> = Vec::with_capacity(records.len());
@@ -238,10 +258,11 @@ pub(super) async fn index_created(
             .iter()
             .flat_map(|(id, terms)| terms.iter().map(|t| (*id, t.as_str())))
             .collect();
-        insert_terms(conn, backend, object, &mut entries).await?;
+        pending.extend(insert_terms_sql(backend, object, &mut entries));
         let docs: Vec<(&str, &BTreeSet<String>)> = docs.iter().map(|(id, t)| (*id, t)).collect();
-        write_docs(conn, backend, object, &docs, false).await?;
+        pending.extend(write_docs_sql(backend, object, &docs, false));
     }
+    pending.execute(&mut *conn).await?;
     if let Some(parent) = &object.search_parent {
         let parent_def = snapshot.object(&parent.object)?;
         let mut seen = HashSet::new();

@@ -32,7 +32,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::files;
 use crate::hooks::{AnyTx, HookCtx, Values};
 use crate::numbering;
-use crate::sql::{Bind, Sql};
+use crate::sql::{Batch, Bind, Sql};
 use guanxi_core::time_fmt::{now_utc, today_shanghai};
 
 pub(super) fn not_found(object: &ObjectDef, id: &str) -> StoreError {
@@ -524,30 +524,28 @@ impl Engine {
         for (_, bind) in cols {
             sql.push(", ").bind(bind);
         }
-        sql.push(")");
-        sql.query().execute(&mut **tx).await?;
+        // The row comes back as stored (defaults, normalised values) from the insert itself.
+        sql.push(") RETURNING ");
+        push_select_list(&mut sql, full);
+        let row = sql.query().fetch_one(&mut **tx).await?;
         files::link(&mut *tx, backend, &attached, &id).await?;
-
-        let row = fetch_row(&mut *tx, backend, full, &id, false, None)
-            .await?
-            .ok_or_else(|| not_found(full, &id))?;
         let stored = decode_row(full, &row, false)?;
         let changes: Vec<Json> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
             .collect();
-        audit::write(
-            &mut *tx,
+        // The audit entry goes to the database with the search entries, in one call.
+        let mut pending = Batch::new(backend);
+        pending.push(audit::entry_sql(
             backend,
             actor,
             &full.key,
             &id,
             "create",
             title_of(full, &stored),
-            Json::Array(changes),
-        )
-        .await?;
+            &Json::Array(changes),
+        ));
         for h in &hooks {
             let mut ctx = HookCtx {
                 tx: &mut *tx,
@@ -559,7 +557,15 @@ impl Engine {
         }
         // A new record has no index entries and no children yet: its terms are inserted
         // straight from the stored row (and its search parent, if any, is reindexed).
-        search::index_created(&mut *tx, backend, snapshot, full, std::slice::from_ref(&stored)).await?;
+        search::index_created(
+            &mut *tx,
+            backend,
+            snapshot,
+            full,
+            std::slice::from_ref(&stored),
+            pending,
+        )
+        .await?;
         decode_row(view, &row, false)
     }
 
@@ -684,18 +690,18 @@ impl Engine {
         sql.push(" WHERE \"id\" = ")
             .bind(id.as_str())
             .push(" AND \"version\" = ")
-            .bind(version);
-        if sql.query().execute(&mut **tx).await?.rows_affected() == 0 {
+            .bind(version)
+            .push(" RETURNING ");
+        // The row comes back as stored from the update itself.
+        push_select_list(&mut sql, full);
+        let Some(new_row) = sql.query().fetch_optional(&mut **tx).await? else {
             return Err(DomainError::VersionConflict {
                 expected: version,
                 actual: version + 1,
             }
             .into());
-        }
+        };
         files::link(&mut *tx, backend, &attached, &id).await?;
-        let new_row = fetch_row(&mut *tx, backend, full, &id, false, None)
-            .await?
-            .ok_or_else(|| not_found(full, &id))?;
         let new = decode_row(full, &new_row, false)?;
         audit::write(
             &mut *tx,
