@@ -226,7 +226,7 @@ impl Engine {
             }
         }
         if self.search_index_deferred() {
-            pending.execute(&mut **tx).await?;
+            pending.execute(tx).await?;
         } else {
             search::index_created(&mut *tx, backend, snapshot, full, &records, pending).await?;
         }
