@@ -64,13 +64,30 @@ const CACHE_CAPACITY: usize = 10_000;
 
 /// A string-keyed map whose entries expire after [`CACHE_TTL`].
 struct TtlMap<V> {
-    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+    entries: Mutex<TtlEntries<V>>,
+}
+
+struct TtlEntries<V> {
+    map: HashMap<String, (Instant, Arc<V>)>,
+    /// Bumped by every `clear`: a value read from the database before a clear (a session read
+    /// while its sign-out was committing) must not be stored after it.
+    generation: u64,
+}
+
+/// When a value was read from the database: the instant, and the map's generation then.
+#[derive(Clone, Copy)]
+struct ReadMark {
+    at: Instant,
+    generation: u64,
 }
 
 impl<V> Default for TtlMap<V> {
     fn default() -> Self {
         TtlMap {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(TtlEntries {
+                map: HashMap::new(),
+                generation: 0,
+            }),
         }
     }
 }
@@ -78,30 +95,50 @@ impl<V> Default for TtlMap<V> {
 impl<V> TtlMap<V> {
     fn clear(&self) {
         if let Ok(mut m) = self.entries.lock() {
-            m.clear();
+            m.map.clear();
+            m.generation += 1;
         }
     }
 
     fn get(&self, key: &str) -> Option<Arc<V>> {
         let m = self.entries.lock().ok()?;
-        m.get(key)
+        m.map
+            .get(key)
             .filter(|(at, _)| at.elapsed() < CACHE_TTL)
             .map(|(_, v)| v.clone())
     }
 
-    /// Stores `v`; `since` is when it was read from the database (a value derived from a cached
-    /// one keeps its age, so it is not trusted longer than the original).
-    fn put(&self, key: &str, v: Arc<V>, since: Instant) {
+    /// Taken just before reading a value from the database, for [`TtlMap::put`].
+    fn mark(&self) -> Option<ReadMark> {
+        let m = self.entries.lock().ok()?;
+        Some(ReadMark {
+            at: Instant::now(),
+            generation: m.generation,
+        })
+    }
+
+    /// Stores `v`, read at `read`; nothing is stored if the map was cleared since.
+    fn put(&self, key: &str, v: Arc<V>, read: Option<ReadMark>) {
+        let Some(read) = read else { return };
         if let Ok(mut m) = self.entries.lock() {
-            if m.len() > CACHE_CAPACITY {
-                m.clear();
+            if m.generation != read.generation {
+                return;
             }
-            m.insert(key.to_owned(), (since, v));
+            if m.map.len() > CACHE_CAPACITY {
+                m.map.clear();
+            }
+            m.map.insert(key.to_owned(), (read.at, v));
         }
     }
 
-    fn read_at(&self, key: &str) -> Option<Instant> {
-        self.entries.lock().ok()?.get(key).map(|(at, _)| *at)
+    /// Replaces a cached value with one derived from it (which keeps the original's age, so it
+    /// is not trusted longer); nothing happens if the key is no longer cached.
+    fn replace(&self, key: &str, v: Arc<V>) {
+        if let Ok(mut m) = self.entries.lock()
+            && let Some(entry) = m.map.get_mut(key)
+        {
+            entry.1 = v;
+        }
     }
 }
 
@@ -119,24 +156,25 @@ async fn find_session(state: &AppState, hash: &str) -> Result<Option<Arc<Session
     if let Some(s) = state.identity.cache.sessions.get(hash) {
         return Ok(Some(s));
     }
-    let read_at = Instant::now();
+    let read = state.identity.cache.sessions.mark();
     let Some(session) = identity::get_session(&state.db, hash).await? else {
         return Ok(None);
     };
     let session = Arc::new(session);
-    state.identity.cache.sessions.put(hash, session.clone(), read_at);
+    state.identity.cache.sessions.put(hash, session.clone(), read);
     Ok(Some(session))
 }
 
 /// Records that the session was seen now, in the database and in the cached copy.
 async fn touch_session(state: &AppState, session: &SessionRow) -> Result<(), ApiError> {
     identity::touch_session(&state.db, &session.token_hash).await?;
-    let cache = &state.identity.cache.sessions;
-    if let Some(read_at) = cache.read_at(&session.token_hash) {
-        let mut seen = session.clone();
-        seen.last_seen_at = now_utc();
-        cache.put(&session.token_hash, Arc::new(seen), read_at);
-    }
+    let mut seen = session.clone();
+    seen.last_seen_at = now_utc();
+    state
+        .identity
+        .cache
+        .sessions
+        .replace(&session.token_hash, Arc::new(seen));
     Ok(())
 }
 
@@ -168,7 +206,7 @@ pub async fn load_actor(state: &AppState, user_id: &str) -> Result<Option<Princi
     let cached = match state.identity.cache.actors.get(user_id) {
         Some(c) => c,
         None => {
-            let read_at = Instant::now();
+            let read = state.identity.cache.actors.mark();
             let Some(user) = identity::find_user(&state.db, user_id).await? else {
                 return Ok(None);
             };
@@ -180,7 +218,7 @@ pub async fn load_actor(state: &AppState, user_id: &str) -> Result<Option<Princi
                 access: Some(Arc::new(access)),
             };
             let entry = Arc::new((actor, Arc::new(user), Arc::new(roles)));
-            state.identity.cache.actors.put(user_id, entry.clone(), read_at);
+            state.identity.cache.actors.put(user_id, entry.clone(), read);
             entry
         }
     };
@@ -491,5 +529,44 @@ pub fn require_permission(actor: &Actor, permission: &str) -> Result<(), ApiErro
             en: format!("this needs the permission '{permission}'"),
         })
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_before_a_clear_is_not_cached_after_it() {
+        let map: TtlMap<&str> = TtlMap::default();
+        // A request reads a session; its sign-out commits and clears the cache before the
+        // request stores what it read.
+        let read = map.mark();
+        map.clear();
+        map.put("hash", Arc::new("session"), read);
+        assert!(
+            map.get("hash").is_none(),
+            "a signed-out session came back from the cache"
+        );
+
+        let read = map.mark();
+        map.put("hash", Arc::new("session"), read);
+        assert_eq!(map.get("hash").as_deref(), Some(&"session"));
+        map.clear();
+        assert!(map.get("hash").is_none());
+    }
+
+    #[test]
+    fn a_replaced_value_keeps_its_age_and_a_forgotten_one_stays_forgotten() {
+        let map: TtlMap<u32> = TtlMap::default();
+        map.replace("k", Arc::new(2));
+        assert!(map.get("k").is_none(), "replace never adds");
+        let read = map.mark().map(|r| ReadMark {
+            at: r.at.checked_sub(CACHE_TTL).expect("the clock runs longer than the TTL"),
+            ..r
+        });
+        map.put("k", Arc::new(1), read);
+        map.replace("k", Arc::new(2));
+        assert!(map.get("k").is_none(), "an expired entry stays expired when replaced");
     }
 }
