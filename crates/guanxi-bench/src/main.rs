@@ -54,8 +54,8 @@ struct Args {
     /// Comma-separated scenarios (default: all, unless --jobs is given).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// Comma-separated one-off jobs to time after the scenarios: import_csv, export_csv,
-    /// export_xlsx (exports of every customer, five fields).
+    /// Comma-separated one-off jobs to time after the scenarios, run in the order given:
+    /// import_csv, export_csv, export_xlsx (exports of every customer, five fields).
     #[arg(long, value_delimiter = ',')]
     jobs: Vec<String>,
     /// Rows of the csv that `import_csv` generates and imports (3% with a bad phone). Above

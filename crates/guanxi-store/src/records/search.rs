@@ -583,18 +583,24 @@ pub(super) struct Candidates {
 }
 
 /// Entry counts that tell a rare term from a common one. Counting stops at the bound, so a probe
-/// costs at most that many index entries per term.
-const RARITY_BOUND: i64 = 2_000;
+/// costs at most that many index entries per term (a few milliseconds, once per term and
+/// [`RARITY_FRESH_FOR`]). Terms past the bound look alike, so the bound must sit above the
+/// counts that matter at a million records: there a city-and-brand bigram such as 山宏 has a
+/// few thousand entries, a brand (宏远) or a trade (能源) tens of thousands, and a bound of 2,000
+/// made all three look alike, so the walk went through the brand's entries (the first in code
+/// point order) probing for the other two (docs/BENCHMARKS.md, "term rarity at L").
+const RARITY_BOUND: i64 = 50_000;
 
-/// How long a term's counted rarity is reused.
-const RARITY_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a term's counted rarity is reused. Counts of thousands hardly move in minutes, and a
+/// stale one costs speed, never a match.
+const RARITY_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Distinct terms whose rarity is remembered at most; the memory is emptied when full.
 const RARITY_MAX_TERMS: usize = 20_000;
 
 /// Remembered entry counts of search terms (up to [`RARITY_BOUND`]). Counting three common
-/// bigrams visits up to 6,000 index entries, as much work as the walk it orders; a term's count
-/// hardly moves in a minute, and a stale count only makes a walk slower, never its answer
+/// bigrams visits up to 150,000 index entries, more work than the walk it orders; a term's count
+/// hardly moves in minutes, and a stale count only makes a walk slower, never its answer
 /// different (any order of the terms finds the same records). A count of zero is never kept:
 /// it ends the search at once, and a record created a second later must be found.
 #[derive(Debug, Clone, Default)]
