@@ -85,6 +85,14 @@ impl Sql {
         self
     }
 
+    /// Puts fixed SQL text before and after the statement (a subquery in an outer one). The
+    /// text added must bind nothing: placeholders keep their numbers.
+    pub fn wrap(&mut self, before: &str, after: &str) -> &mut Self {
+        self.text.insert_str(0, before);
+        self.text.push_str(after);
+        self
+    }
+
     /// Appends a quoted identifier. Only metadata-declared names reach this.
     pub fn ident(&mut self, name: &str) -> &mut Self {
         self.text.push('"');
@@ -249,6 +257,12 @@ mod tests {
             .push(")");
         assert_eq!(b.text(), "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)");
         assert_eq!(b.binds().len(), 3);
+        b.wrap("SELECT count(*) FROM (", ") AS s");
+        assert_eq!(
+            b.text(),
+            "SELECT count(*) FROM (SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)) AS s"
+        );
+        assert_eq!(b.binds().len(), 3, "wrapping binds nothing");
     }
 
     #[test]

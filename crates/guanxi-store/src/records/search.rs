@@ -505,7 +505,8 @@ pub(super) async fn candidates(
     push_conditions: impl Fn(&mut Sql),
 ) -> StoreResult<Candidates> {
     let mut conn = conn.acquire().await?;
-    let statements: Vec<Sql> = match plan(query) {
+    // Each walk with the order its rows come in, which the aggregate below keeps.
+    let statements: Vec<(Sql, &str)> = match plan(query) {
         Plan::Nothing => Vec::new(),
         Plan::AllOf(terms) => {
             // Every term must be present: walk the rarest term's entries newest first (ids are
@@ -527,7 +528,7 @@ pub(super) async fn candidates(
             }
             push_conditions(&mut sql);
             sql.push(" ORDER BY t0.record_id DESC");
-            vec![sql]
+            vec![(sql, "record_id DESC")]
         }
         // One range walk per prefix (an OR of ranges defeats SQLite's index use), in index
         // order: the shortest, i.e. closest, completion of a prefix comes first.
@@ -540,13 +541,13 @@ pub(super) async fn candidates(
                     .push(" AND t0.term < ")
                     .bind(prefix_end(p));
                 push_conditions(&mut sql);
-                sql
+                (sql, "gx_term, record_id")
             })
             .collect(),
     };
     let mut found = Candidates::default();
     let mut seen = std::collections::HashSet::new();
-    for mut sql in statements {
+    for (mut sql, order) in statements {
         let room = SEARCH_CANDIDATES - found.ids.len();
         if room == 0 {
             found.truncated = true;
@@ -554,8 +555,25 @@ pub(super) async fn candidates(
         }
         // One more than there is room for tells whether the walk was cut short.
         sql.push(" LIMIT ").bind(i64::try_from(room + 1).unwrap_or(i64::MAX));
-        for row in sql.query().fetch_all(&mut *conn).await? {
-            let id: String = row.try_get("record_id")?;
+        // The walk's rows come back as one JSON array in one row: each row of a result costs
+        // a message from SQLite's thread and a conversion to a database-neutral row, several
+        // times the work of the walk itself for a couple of hundred short rows.
+        let aggregate = match backend {
+            Backend::Sqlite => format!("json_group_array(json_array(record_id, gx_title) ORDER BY {order})"),
+            Backend::Postgres => {
+                format!("CAST(json_agg(json_build_array(record_id, gx_title) ORDER BY {order}) AS TEXT)")
+            }
+        };
+        sql.wrap(&format!("SELECT {aggregate} AS gx_found FROM ("), ") AS gx_walk");
+        let row = sql.query().fetch_one(&mut *conn).await?;
+        // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array an empty array.
+        let walked: Vec<(String, Option<String>)> = match row.try_get::<Option<String>, _>("gx_found")? {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| anyhow::Error::new(e).context("search walk result"))?
+            }
+            None => Vec::new(),
+        };
+        for (id, title) in walked {
             if seen.contains(&id) {
                 continue;
             }
@@ -564,7 +582,7 @@ pub(super) async fn candidates(
                 break;
             }
             seen.insert(id.clone());
-            found.titles.push(row.try_get("gx_title")?);
+            found.titles.push(title);
             found.ids.push(id);
         }
     }
@@ -683,7 +701,7 @@ async fn rarest_first(
 /// joined so that the list's other conditions apply inside the walk; they name its columns
 /// unqualified, which is unambiguous because `search_terms` has none of them.
 fn walk_start(backend: Backend, object: &ObjectDef) -> Sql {
-    let mut sql = Sql::of(backend, "SELECT t0.record_id, ");
+    let mut sql = Sql::of(backend, "SELECT t0.record_id, t0.term AS gx_term, ");
     // The title comes along for ranking, so the page can be chosen without reading the
     // candidates' rows again (absent when the actor may not see it).
     match object.field(&object.title_field) {
