@@ -239,6 +239,17 @@ impl Engine {
                     .bind(format!("{}%", escape_like(text)))
                     .push(" ESCAPE '\\' THEN 1 ELSE 2 END, ");
             }
+            // The pool's walk names `owner_id` (NULL on every row it reads) first, so that only
+            // the (owner_id, id) index gives the order without a sort. Ordered by id alone,
+            // PostgreSQL walked the primary key and filtered: right after an import of a
+            // million owned customers it passed 978,000 of them for each page (304 ms against
+            // 0.4 ms), as it assumes the pool's rows are spread evenly over the ids.
+            if part.pool_only
+                && let [key] = sort.as_slice()
+            {
+                sql.push("\"owner_id\"")
+                    .push(if key.descending { " DESC, " } else { " ASC, " });
+            }
             for (i, k) in sort.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
