@@ -18,7 +18,10 @@ use serde_json::Value as Json;
 use sqlx::Row;
 
 use super::Engine;
-use super::codec::{Record, decode_row, json_bind, never_null, push_field_expr, push_select_list, sort_value};
+use super::codec::{
+    Record, aggregate, aggregate_rows, aggregated, decode_json_row, decode_json_rows, json_bind, never_null,
+    push_field_expr, push_json_row, push_select_list, sort_value,
+};
 use super::scope::{check_query_fields, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search::candidates;
 use crate::error::StoreResult;
@@ -89,7 +92,7 @@ impl Engine {
             return Err(not_found().into());
         }
         let mut sql = Sql::of(self.db.backend(), "SELECT ");
-        push_select_list(&mut sql, &object);
+        push_json_row(&mut sql, &object);
         sql.push(" FROM ")
             .ident(&object.table)
             .push(" WHERE \"id\" = ")
@@ -105,7 +108,7 @@ impl Engine {
             .fetch_optional(self.db.reader())
             .await?
             .ok_or_else(not_found)?;
-        decode_row(&object, &row, deleted)
+        decode_json_row(&object, &row, deleted)
     }
 
     /// Lists the records the actor may read, showing only the fields it may see.
@@ -221,23 +224,21 @@ impl Engine {
             } else {
                 push_select_list(&mut sql, &shown);
             }
-            sql.push(" FROM ").ident(&object.table).push(" WHERE ");
-            push_where(&mut sql, &object, query, actor, part, found_ids);
-            if let Some(cursor) = &query.cursor {
-                let values = decode_cursor(cursor, &sort_sig, &sort)?;
-                sql.push(" AND ");
-                push_keyset(&mut sql, &sort, &values);
-            }
-            sql.push(" ORDER BY ");
+            // The order is named twice: by the page query (so the database walks an index in
+            // that order and stops at the limit) and by the aggregate that returns the page as
+            // one row. Both name the keys by the aliases `gx_k<n>` selected here.
+            let mut order = OrderKeys::default();
             if let (true, Some(text), Some(title)) = (ranked, search_text, object.field(&object.title_field)) {
-                sql.push("CASE WHEN ");
-                push_field_expr(&mut sql, title);
-                sql.push(" = ").bind(text).push(" THEN 0 WHEN ");
-                push_field_expr(&mut sql, title);
-                let like = sql.like_keyword();
-                sql.push(like)
-                    .bind(format!("{}%", escape_like(text)))
-                    .push(" ESCAPE '\\' THEN 1 ELSE 2 END, ");
+                order.key(&mut sql, false, false, |sql| {
+                    sql.push("CASE WHEN ");
+                    push_field_expr(sql, title);
+                    sql.push(" = ").bind(text).push(" THEN 0 WHEN ");
+                    push_field_expr(sql, title);
+                    let like = sql.like_keyword();
+                    sql.push(like)
+                        .bind(format!("{}%", escape_like(text)))
+                        .push(" ESCAPE '\\' THEN 1 ELSE 2 END");
+                });
             }
             // The pool's walk names `owner_id` (NULL on every row it reads) first, so that only
             // the (owner_id, id) index gives the order without a sort. Ordered by id alone,
@@ -247,34 +248,37 @@ impl Engine {
             if part.pool_only
                 && let [key] = sort.as_slice()
             {
-                sql.push("\"owner_id\"")
-                    .push(if key.descending { " DESC, " } else { " ASC, " });
+                order.key(&mut sql, key.descending, false, |sql| {
+                    sql.push("\"owner_id\"");
+                });
             }
-            for (i, k) in sort.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                push_field_expr(&mut sql, &k.field);
-                sql.push(if k.descending { " DESC" } else { " ASC" });
-                if !never_null(&k.field) {
-                    sql.push(" NULLS LAST");
-                }
+            for k in &sort {
+                order.key(&mut sql, k.descending, !never_null(&k.field), |sql| {
+                    push_field_expr(sql, &k.field);
+                });
             }
+            sql.push(" FROM ").ident(&object.table).push(" WHERE ");
+            push_where(&mut sql, &object, query, actor, part, found_ids);
+            if let Some(cursor) = &query.cursor {
+                let values = decode_cursor(cursor, &sort_sig, &sort)?;
+                sql.push(" AND ");
+                push_keyset(&mut sql, &sort, &values);
+            }
+            sql.push(" ORDER BY ").push(&order.clause);
             // One extra row tells whether another page exists without a count.
             if split {
                 sql.push(" LIMIT ").bind(offset + i64::from(limit) + 1);
+                aggregate(&mut sql, "\"id\"", &order.clause);
+                let row = sql.query().fetch_one(self.db.reader()).await?;
+                split_ids.extend(aggregated::<String>(&row)?);
             } else {
                 sql.push(" LIMIT ").bind(i64::from(limit) + 1);
                 if offset > 0 {
                     sql.push(" OFFSET ").bind(offset);
                 }
-            }
-            for row in sql.query().fetch_all(self.db.reader()).await? {
-                if split {
-                    split_ids.push(row.try_get("id")?);
-                } else {
-                    records.push(decode_row(&shown, &row, query.deleted)?);
-                }
+                aggregate_rows(&mut sql, &shown, &order.clause);
+                let row = sql.query().fetch_one(self.db.reader()).await?;
+                records.extend(decode_json_rows(&shown, &row, query.deleted)?);
             }
         }
         if split {
@@ -363,10 +367,12 @@ impl Engine {
             .bind_list(ids.iter().map(|id| Bind::Text(id.clone())))
             .push(")");
         push_bin(&mut sql, deleted);
+        aggregate_rows(&mut sql, object, "");
+        let row = sql.query().fetch_one(self.db.reader()).await?;
         let mut by_id = std::collections::HashMap::with_capacity(ids.len());
-        for row in sql.query().fetch_all(self.db.reader()).await? {
-            let id: String = row.try_get("id")?;
-            by_id.insert(id, decode_row(object, &row, deleted)?);
+        for record in decode_json_rows(object, &row, deleted)? {
+            let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+            by_id.insert(id, record);
         }
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
@@ -464,6 +470,31 @@ fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<B
         .zip(values.iter().skip(1))
         .map(|(k, v)| json_bind(&k.field, v).ok_or_else(|| invalid().into()))
         .collect()
+}
+
+/// The sort keys of a page query, selected as `gx_k0`, `gx_k1`, … and its ORDER BY clause over
+/// those names, which the aggregate around the query repeats.
+#[derive(Default)]
+struct OrderKeys {
+    clause: String,
+}
+
+impl OrderKeys {
+    /// Selects one more key (`, <expr> AS gx_k<n>`) and appends it to the clause.
+    fn key(&mut self, sql: &mut Sql, descending: bool, nulls_last: bool, expr: impl FnOnce(&mut Sql)) {
+        let alias = format!("gx_k{}", self.clause.matches("gx_k").count());
+        sql.push(", ");
+        expr(sql);
+        sql.push(" AS ").push(&alias);
+        if !self.clause.is_empty() {
+            self.clause.push_str(", ");
+        }
+        self.clause.push_str(&alias);
+        self.clause.push_str(if descending { " DESC" } else { " ASC" });
+        if nulls_last {
+            self.clause.push_str(" NULLS LAST");
+        }
+    }
 }
 
 /// `(k1 after v1) OR (k1 = v1 AND k2 after v2) OR …`, with NULLs sorting last.

@@ -53,6 +53,24 @@ async fn a_new_customer_gets_a_number_its_initial_state_and_version_one() {
     let again = app.get(&format!("/api/v1/records/customer/{}", s(&c, "id"))).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.data(), &c, "reading returns exactly what create returned");
+    // Lists read a page as one JSON row from the database (not row by row): every field type
+    // must come back as create returned it there too — the default page, quick searches
+    // (ranked, read by id), a sort on a money field, and a filter on a boolean.
+    for query in [
+        "",
+        "?q=%E4%B8%AD%E5%B9%B3%E8%83%BD%E6%BA%90",
+        "?q=zpny",
+        "?sort=-registered_capital,name",
+        "?filter=%7B%22field%22%3A%22is_key_account%22%2C%22op%22%3A%22eq%22%2C%22value%22%3Atrue%7D",
+    ] {
+        let page = app.get(&format!("/api/v1/records/customer{query}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.text);
+        assert_eq!(
+            page.data()[0],
+            c,
+            "{query}: a list shows the record as create returned it"
+        );
+    }
 
     let second = app.create("customer", customer("第二家")).await;
     assert_eq!(s(&second, "number"), "CM000002");
