@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::direct_read::{DirectReads, Read};
+use crate::error::{StoreError, StoreResult};
+use crate::sql::Sql;
 
 /// Which SQL dialect the database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +51,8 @@ pub struct Db {
     url: String,
     /// SQLite: the task that copies the WAL into the database file beside the writer.
     checkpointer: Option<Arc<Checkpointer>>,
+    /// SQLite on a file: short reads on the calling thread (decision 0011).
+    direct: Option<Arc<DirectReads>>,
 }
 
 /// WAL pages after which the SQLite writer checkpoints by itself, in the middle of a commit.
@@ -194,6 +200,7 @@ impl Db {
                     read,
                     url: options.url.clone(),
                     checkpointer: Some(checkpointer),
+                    direct: sqlite_path(&options.url).map(|path| Arc::new(DirectReads::new(&path))),
                 })
             }
             Backend::Postgres => {
@@ -208,6 +215,7 @@ impl Db {
                     read: pool,
                     url: options.url.clone(),
                     checkpointer: None,
+                    direct: None,
                 })
             }
         }
@@ -225,6 +233,27 @@ impl Db {
     /// The pool for reads.
     pub fn reader(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// Runs a read whose result is one value (a record or a page as JSON text) and returns the
+    /// first column of its first row, or `None` for no row or NULL. On SQLite it runs on the
+    /// calling thread when it is short (decision 0011), on the read pool otherwise.
+    pub async fn read_value(&self, sql: &Sql) -> StoreResult<Option<String>> {
+        if let Some(direct) = &self.direct {
+            match direct.first_value(sql) {
+                Ok(Read::Value(value)) => return Ok(value),
+                Ok(Read::TooLong) => {}
+                Err(e) => {
+                    return Err(StoreError::Internal(
+                        anyhow::Error::new(e).context("direct SQLite read"),
+                    ));
+                }
+            }
+        }
+        match sql.query().fetch_optional(&self.read).await? {
+            Some(row) => Ok(row.try_get::<Option<String>, _>(0)?),
+            None => Ok(None),
+        }
     }
 
     /// The URL the database was opened with, for backup and diagnostics. May hold a password:

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod db;
+mod direct_read;
 pub mod duplicates;
 pub mod error;
 pub mod files;

@@ -116,28 +116,28 @@ pub fn aggregate(sql: &mut Sql, expr: &str, order: &str) {
     sql.wrap(&head, ") AS gx_rows_of");
 }
 
-/// The JSON array of an aggregated query (see [`aggregate`]); no rows give an empty list
-/// (PostgreSQL's `json_agg` of nothing is NULL, SQLite's `json_group_array` an empty array).
-pub fn aggregated<T: serde::de::DeserializeOwned>(row: &AnyRow) -> StoreResult<Vec<T>> {
-    match row.try_get::<Option<String>, _>("gx_rows")? {
+/// The JSON array of an aggregated query (see [`aggregate`]) from its one value; none gives an
+/// empty list (PostgreSQL's `json_agg` of nothing is NULL, SQLite's `json_group_array` an empty
+/// array).
+pub fn aggregated<T: serde::de::DeserializeOwned>(value: Option<String>) -> StoreResult<Vec<T>> {
+    match value {
         Some(text) => Ok(serde_json::from_str(&text).map_err(|e| anyhow::Error::new(e).context("aggregated rows"))?),
         None => Ok(Vec::new()),
     }
 }
 
-/// Reads the rows of a query wrapped by [`aggregate_rows`] into records, in its order.
-pub fn decode_json_rows(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> StoreResult<Vec<Record>> {
-    aggregated::<Vec<Vec<Json>>>(row)?
+/// Reads the value of a query wrapped by [`aggregate_rows`] into records, in its order.
+pub fn decode_json_rows(object: &ObjectDef, value: Option<String>, with_deleted: bool) -> StoreResult<Vec<Record>> {
+    aggregated::<Vec<Vec<Json>>>(value)?
         .into_iter()
         .map(|chunks| decode_values(object, chunks.into_iter().flatten(), with_deleted))
         .collect()
 }
 
-/// Reads the `gx_row` column of [`push_json_row`] into a record.
-pub fn decode_json_row(object: &ObjectDef, row: &AnyRow, with_deleted: bool) -> StoreResult<Record> {
-    let text: String = row.try_get("gx_row")?;
+/// Reads the `gx_row` value of [`push_json_row`] into a record.
+pub fn decode_json_row(object: &ObjectDef, text: &str, with_deleted: bool) -> StoreResult<Record> {
     let chunks: Vec<Vec<Json>> =
-        serde_json::from_str(&text).map_err(|e| anyhow::Error::new(e).context("record row as JSON"))?;
+        serde_json::from_str(text).map_err(|e| anyhow::Error::new(e).context("record row as JSON"))?;
     decode_values(object, chunks.into_iter().flatten(), with_deleted)
 }
 

@@ -103,11 +103,7 @@ impl Engine {
             " AND \"deleted_at\" IS NULL"
         });
         push_read_scope(&mut sql, actor, &full, scope);
-        let row = sql
-            .query()
-            .fetch_optional(self.db.reader())
-            .await?
-            .ok_or_else(not_found)?;
+        let row = self.db.read_value(&sql).await?.ok_or_else(not_found)?;
         decode_json_row(&object, &row, deleted)
     }
 
@@ -269,16 +265,18 @@ impl Engine {
             if split {
                 sql.push(" LIMIT ").bind(offset + i64::from(limit) + 1);
                 aggregate(&mut sql, "\"id\"", &order.clause);
-                let row = sql.query().fetch_one(self.db.reader()).await?;
-                split_ids.extend(aggregated::<String>(&row)?);
+                split_ids.extend(aggregated::<String>(self.db.read_value(&sql).await?)?);
             } else {
                 sql.push(" LIMIT ").bind(i64::from(limit) + 1);
                 if offset > 0 {
                     sql.push(" OFFSET ").bind(offset);
                 }
                 aggregate_rows(&mut sql, &shown, &order.clause);
-                let row = sql.query().fetch_one(self.db.reader()).await?;
-                records.extend(decode_json_rows(&shown, &row, query.deleted)?);
+                records.extend(decode_json_rows(
+                    &shown,
+                    self.db.read_value(&sql).await?,
+                    query.deleted,
+                )?);
             }
         }
         if split {
@@ -368,9 +366,8 @@ impl Engine {
             .push(")");
         push_bin(&mut sql, deleted);
         aggregate_rows(&mut sql, object, "");
-        let row = sql.query().fetch_one(self.db.reader()).await?;
         let mut by_id = std::collections::HashMap::with_capacity(ids.len());
-        for record in decode_json_rows(object, &row, deleted)? {
+        for record in decode_json_rows(object, self.db.read_value(&sql).await?, deleted)? {
             let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
             by_id.insert(id, record);
         }
