@@ -124,7 +124,7 @@ impl DirectReads {
         // open of a WAL database needs the -shm file writable anyway.
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // No busy timeout: a read that finds the file locked goes to the pool, which waits.
         // A 2 MB page cache holds the upper levels of the indexes these reads descend; the leaves

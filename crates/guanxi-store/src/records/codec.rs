@@ -1,6 +1,8 @@
 //! Between records and rows: which columns a field uses, how a value is bound, how a column is
 //! read back, and the SQL expression that filters and sorts a field (a column for standard
-//! fields, a JSON path into `custom` for custom ones).
+//! fields, a JSON path into `custom` for custom ones). Reads of records for the API select each
+//! record as one JSON value, and a page as one row (`aggregate_rows`), decoded by position
+//! (decision 0011); writes read their rows back column by column (`decode_row`).
 
 use guanxi_core::meta::FieldType;
 use guanxi_core::{FieldDef, ObjectDef, Value};

@@ -474,12 +474,14 @@ fn decode_cursor(cursor: &str, sig: &str, sort: &[SortKey]) -> StoreResult<Vec<B
 #[derive(Default)]
 struct OrderKeys {
     clause: String,
+    count: usize,
 }
 
 impl OrderKeys {
     /// Selects one more key (`, <expr> AS gx_k<n>`) and appends it to the clause.
     fn key(&mut self, sql: &mut Sql, descending: bool, nulls_last: bool, expr: impl FnOnce(&mut Sql)) {
-        let alias = format!("gx_k{}", self.clause.matches("gx_k").count());
+        let alias = format!("gx_k{}", self.count);
+        self.count += 1;
         sql.push(", ");
         expr(sql);
         sql.push(" AS ").push(&alias);
