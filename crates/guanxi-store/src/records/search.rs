@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use sqlx::{AnyConnection, Row};
 
 use super::Engine;
-use super::codec::{Record, push_field_expr};
+use super::codec::{Record, aggregate, aggregated, push_field_expr};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
@@ -558,21 +558,13 @@ pub(super) async fn candidates(
         // The walk's rows come back as one JSON array in one row: each row of a result costs
         // a message from SQLite's thread and a conversion to a database-neutral row, several
         // times the work of the walk itself for a couple of hundred short rows.
-        let aggregate = match backend {
-            Backend::Sqlite => format!("json_group_array(json_array(record_id, gx_title) ORDER BY {order})"),
-            Backend::Postgres => {
-                format!("CAST(json_agg(json_build_array(record_id, gx_title) ORDER BY {order}) AS TEXT)")
-            }
+        let pair = match backend {
+            Backend::Sqlite => "json_array(record_id, gx_title)",
+            Backend::Postgres => "json_build_array(record_id, gx_title)",
         };
-        sql.wrap(&format!("SELECT {aggregate} AS gx_found FROM ("), ") AS gx_walk");
+        aggregate(&mut sql, pair, order);
         let row = sql.query().fetch_one(&mut *conn).await?;
-        // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array an empty array.
-        let walked: Vec<(String, Option<String>)> = match row.try_get::<Option<String>, _>("gx_found")? {
-            Some(text) => {
-                serde_json::from_str(&text).map_err(|e| anyhow::Error::new(e).context("search walk result"))?
-            }
-            None => Vec::new(),
-        };
+        let walked: Vec<(String, Option<String>)> = aggregated(row.try_get::<Option<String>, _>("gx_rows")?)?;
         for (id, title) in walked {
             if seen.contains(&id) {
                 continue;
