@@ -247,7 +247,7 @@ impl Db {
         &self.read
     }
 
-    /// Runs a read whose result is one value (a record or a page as JSON text) and returns the
+    /// Runs a read whose result is one text value (a record or a page as JSON) and returns the
     /// first column of its first row, or `None` for no row or NULL. On SQLite it runs on the
     /// calling thread when it is short (decision 0011), on the read pool otherwise.
     pub async fn read_value(&self, sql: &Sql) -> StoreResult<Option<String>> {
@@ -255,11 +255,9 @@ impl Db {
             match direct.first_value(sql) {
                 Ok(Read::Value(value)) => return Ok(value),
                 Ok(Read::TooLong) => {}
-                Err(e) => {
-                    return Err(StoreError::Internal(
-                        anyhow::Error::new(e).context("direct SQLite read"),
-                    ));
-                }
+                // Any failure is left to the pool to meet again, so that a read's errors are
+                // sqlx's whichever path it took (one mapping, `StoreError::from`).
+                Err(e) => tracing::debug!(error = %e, "direct SQLite read failed; running it on the pool"),
             }
         }
         match sql.query().fetch_optional(&self.read).await? {
@@ -368,5 +366,40 @@ mod tests {
             Some("/var/lib/guanxi/guanxi.db".into())
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        Db::connect(&DbOptions {
+            url,
+            max_connections: 4,
+            durability: Durability::Normal,
+        })
+        .await
+        .expect("open a SQLite database")
+    }
+
+    #[tokio::test]
+    async fn a_read_past_the_direct_budget_is_answered_by_the_pool() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite_db(&dir).await;
+        // Far more SQLite steps than a direct read may take: interrupted there, run on the pool.
+        let long = Sql::of(
+            Backend::Sqlite,
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT CAST(count(*) AS TEXT) FROM c",
+        );
+        assert_eq!(db.read_value(&long).await.ok(), Some(Some("200000".into())));
+        // Again, now that its shape goes to the pool directly.
+        assert_eq!(db.read_value(&long).await.ok(), Some(Some("200000".into())));
+        let short = Sql::of(Backend::Sqlite, "SELECT 'ok'");
+        assert_eq!(db.read_value(&short).await.ok(), Some(Some("ok".into())));
+    }
+
+    #[tokio::test]
+    async fn a_failing_direct_read_reports_the_database_error_of_the_pool() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite_db(&dir).await;
+        let bad = Sql::of(Backend::Sqlite, "SELECT nope FROM no_such_table");
+        assert!(matches!(db.read_value(&bad).await, Err(StoreError::Db(_))));
     }
 }
