@@ -11,7 +11,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::direct_read::{DirectReads, Read};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::sql::Sql;
 
 /// Which SQL dialect the database speaks.
@@ -355,6 +355,7 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::StoreError;
 
     #[test]
     fn urls_name_their_backend_and_file() {
