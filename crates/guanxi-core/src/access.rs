@@ -88,6 +88,11 @@ impl Access {
     pub fn field_rule(&self, object: &str, field: &str) -> Option<FieldRule> {
         self.field_rules.get(object).and_then(|m| m.get(field)).copied()
     }
+
+    /// Whether any field of the object is hidden or read-only for these roles.
+    pub fn restricts_fields(&self, object: &str) -> bool {
+        self.field_rules.get(object).is_some_and(|m| !m.is_empty())
+    }
 }
 
 /// Keeps a rule only where both role sets restrict the field; the stricter of two rules wins
@@ -161,6 +166,27 @@ mod tests {
         assert_eq!(both["customer"]["credit_code"], FieldRule::Hidden);
         let (_, lifted) = Access::merge_roles([(&g, &hides), (&g, &FieldRules::new())]);
         assert!(lifted.get("customer").is_none_or(|f| f.get("credit_code").is_none()));
+    }
+
+    #[test]
+    fn an_object_is_restricted_only_where_a_field_rule_remains() {
+        let mut rules = FieldRules::new();
+        rules
+            .entry("customer".into())
+            .or_default()
+            .insert("credit_code".into(), FieldRule::ReadOnly);
+        rules.entry("contact".into()).or_default();
+        let access = Access {
+            field_rules: rules,
+            ..Access::default()
+        };
+        assert!(access.restricts_fields("customer"));
+        assert!(
+            !access.restricts_fields("contact"),
+            "an empty rule set restricts nothing"
+        );
+        assert!(!access.restricts_fields("lead"));
+        assert!(!Access::default().restricts_fields("customer"));
     }
 
     #[test]

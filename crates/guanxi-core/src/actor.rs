@@ -44,6 +44,11 @@ impl Actor {
         self.access.as_ref().and_then(|a| a.field_rule(object, field))
     }
 
+    /// Whether any field of the object is hidden or read-only for the actor.
+    pub fn restricts_fields(&self, object: &str) -> bool {
+        self.access.as_ref().is_some_and(|a| a.restricts_fields(object))
+    }
+
     /// Whether nothing restricts the actor (the system actor).
     pub fn is_unrestricted(&self) -> bool {
         self.access.is_none()

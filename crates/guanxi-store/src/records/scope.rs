@@ -11,9 +11,11 @@ use guanxi_core::{Actor, DomainError, Label, ObjectDef};
 
 use crate::sql::{Bind, Sql};
 
-/// The object as the actor may see it: hidden fields removed, read-only fields locked.
+/// The object as the actor may see it: hidden fields removed, read-only fields locked. Without
+/// field rules on the object (the common case) it is the object itself: every request asks for
+/// a view, and copying forty field definitions was ~5% of a get by id's samples.
 pub fn view_of(object: &Arc<ObjectDef>, actor: &Actor) -> Arc<ObjectDef> {
-    if actor.is_unrestricted() {
+    if !actor.restricts_fields(&object.key) {
         return object.clone();
     }
     let mut view = (**object).clone();
