@@ -18,8 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{Null, ValueRef};
@@ -98,7 +97,7 @@ impl DirectReads {
             Some(conn) => conn,
             None => self.open()?,
         };
-        let (outcome, over_steps) = run(&conn, sql, self.steps, self.wall);
+        let (outcome, before_deadline) = run(&conn, sql, self.steps, self.wall);
         // A connection is returned after an error too: the statement is reset when its handle
         // drops, and the connection itself stays usable.
         if let Ok(mut idle) = self.idle.lock()
@@ -108,7 +107,8 @@ impl DirectReads {
         }
         match outcome {
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::OperationInterrupted => {
-                if over_steps && let Ok(mut too_long) = self.too_long.lock() {
+                // Interrupted before the deadline: by its step count, so its shape is remembered.
+                if before_deadline && let Ok(mut too_long) = self.too_long.lock() {
                     too_long.insert(shape, Instant::now());
                 }
                 Ok(Read::TooLong)
@@ -165,23 +165,17 @@ fn shape_of(sql: &Sql) -> u64 {
     h.finish()
 }
 
-/// Runs one statement within the budgets and reads the first column of its first row; the flag
-/// tells whether it was interrupted for its steps (a property of the statement) rather than its
-/// wall time (a property of the moment).
+/// Runs one statement within the budgets and reads the first column of its first row, and
+/// whether it ended before the wall-clock deadline: an interruption then was for its steps (a
+/// property of the statement), not for its wall time (a property of the moment).
 fn run(conn: &Connection, sql: &Sql, steps: u64, wall: Duration) -> (Result<Option<String>, rusqlite::Error>, bool) {
     let deadline = Instant::now() + wall;
-    let over_steps = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&over_steps);
     let mut checks: u64 = 0;
     conn.progress_handler(
         i32::from(STEPS_PER_CHECK),
         Some(move || {
             checks += 1;
-            if checks * u64::from(STEPS_PER_CHECK) > steps {
-                flag.store(true, Ordering::Relaxed);
-                return true;
-            }
-            Instant::now() > deadline
+            checks * u64::from(STEPS_PER_CHECK) > steps || Instant::now() > deadline
         }),
     );
     let result = (|| {
@@ -219,8 +213,9 @@ fn run(conn: &Connection, sql: &Sql, steps: u64, wall: Duration) -> (Result<Opti
             }
         })
     })();
+    let before_deadline = Instant::now() <= deadline;
     conn.progress_handler(0, None::<fn() -> bool>);
-    (result, over_steps.load(Ordering::Relaxed))
+    (result, before_deadline)
 }
 
 #[cfg(test)]
@@ -261,6 +256,8 @@ mod tests {
     #[test]
     fn a_read_past_the_budget_is_interrupted_and_its_shape_remembered() {
         let (_dir, reads) = database();
+        // The default step budget, and a deadline no busy test machine reaches first.
+        let reads = reads.with_budgets(STEP_BUDGET, Duration::from_secs(60));
         // Counting to ten million takes far longer than the budget.
         let slow = Sql::of(
             Backend::Sqlite,
@@ -269,7 +266,12 @@ mod tests {
         let started = Instant::now();
         assert_eq!(reads.first_value(&slow).ok(), Some(Read::TooLong));
         assert!(started.elapsed() < Duration::from_millis(500), "interrupted early");
-        assert_eq!(reads.first_value(&slow).ok(), Some(Read::TooLong), "remembered");
+        assert!(reads.known_too_long(shape_of(&slow)), "remembered");
+        assert_eq!(
+            reads.first_value(&slow).ok(),
+            Some(Read::TooLong),
+            "sent to the pool at once"
+        );
         // The connection it ran on still serves short reads.
         let quick = Sql::of(Backend::Sqlite, "SELECT count(*) FROM t");
         assert_eq!(reads.first_value(&quick).ok(), Some(Read::Value(Some("2".into()))));

@@ -162,16 +162,6 @@ impl Engine {
         // each page.
         // Numbered pages keep the single query: a split read fetches every row up to the page.
         let split = scope.pool_open && search_text.is_none() && sort.len() == 1 && query.page.is_none();
-        let parts = [
-            ListScope {
-                pool_open: false,
-                ..scope
-            },
-            ListScope {
-                pool_only: true,
-                ..scope
-            },
-        ];
         let offset = query
             .page
             .map_or(0, |page| i64::from(page.max(1) - 1) * i64::from(limit));
@@ -226,13 +216,19 @@ impl Engine {
                 sql.push("SELECT ");
                 push_select_list(&mut sql, &shown);
                 let mut order = OrderKeys::default();
-                for k in &sort {
-                    order.key(&mut sql, k.descending, !never_null(&k.field), |sql| {
-                        push_field_expr(sql, &k.field);
-                    });
-                }
+                page.push_sort_keys(&mut sql, &mut order);
                 sql.push(" FROM ").ident(&object.table).push(" WHERE \"id\" IN (");
-                for (i, part) in parts.iter().enumerate() {
+                let walks = [
+                    ListScope {
+                        pool_open: false,
+                        ..scope
+                    },
+                    ListScope {
+                        pool_only: true,
+                        ..scope
+                    },
+                ];
+                for (i, part) in walks.iter().enumerate() {
                     if i > 0 {
                         sql.push(" UNION ALL ");
                     }
@@ -317,8 +313,6 @@ impl Engine {
 }
 
 impl Engine {
-    /// Whether any live record of the object is in its public pool (has no owner): one probe of
-    /// the (owner_id, id) index.
     /// The rows with these ids, in the order given (ids deleted or restored meanwhile are
     /// skipped).
     async fn rows_by_id(&self, object: &ObjectDef, ids: &[String], deleted: bool) -> StoreResult<Vec<Record>> {
@@ -342,6 +336,8 @@ impl Engine {
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
+    /// Whether any live record of the object is in its public pool (has no owner): one probe of
+    /// the (owner_id, id) index.
     async fn pool_has_records(&self, object: &ObjectDef) -> StoreResult<bool> {
         let mut sql = Sql::of(self.db.backend(), "SELECT 1 AS one FROM ");
         sql.ident(&object.table)
@@ -360,7 +356,6 @@ impl Engine {
     }
 }
 
-/// The sort actually used: the request's keys (or the object's default) plus `id`.
 /// The object narrowed to the fields a caller asked for, plus `id`, `version` and the sort keys
 /// (the next page's cursor is made from them). Every column read costs a conversion and a map
 /// entry per row: an export of five fields decoded all forty, which was most of its time.
@@ -375,6 +370,7 @@ fn projected(object: &Arc<ObjectDef>, fields: Option<&[String]>, sort: &[SortKey
     Arc::new(narrowed)
 }
 
+/// The sort actually used: the request's keys (or the object's default) plus `id`.
 fn effective_sort(object: &ObjectDef, requested: &[SortKey]) -> StoreResult<Vec<SortKey>> {
     let mut sort = if requested.is_empty() {
         guanxi_core::filter::parse_sort(object, &object.default_sort.join(","))?
@@ -490,11 +486,7 @@ impl PageQuery<'_> {
                 sql.push("\"owner_id\"");
             });
         }
-        for k in self.sort {
-            order.key(sql, k.descending, !never_null(&k.field), |sql| {
-                push_field_expr(sql, &k.field);
-            });
-        }
+        self.push_sort_keys(sql, &mut order);
         sql.push(" FROM ").ident(&object.table).push(" WHERE ");
         push_where(sql, object, self.query, self.actor, part, self.found_ids);
         if let Some(cursor) = &self.query.cursor {
@@ -504,6 +496,16 @@ impl PageQuery<'_> {
         }
         sql.push(" ORDER BY ").push(&order.clause);
         Ok(order.clause)
+    }
+
+    /// Selects the list's sort keys (`, <expr> AS gx_k<n>`, NULLs last where a field may be
+    /// empty) and adds them to `order`.
+    fn push_sort_keys(&self, sql: &mut Sql, order: &mut OrderKeys) {
+        for k in self.sort {
+            order.key(sql, k.descending, !never_null(&k.field), |sql| {
+                push_field_expr(sql, &k.field);
+            });
+        }
     }
 }
 
