@@ -2,7 +2,7 @@
 //! in the same transaction as the change, holding who, when, which record and every changed
 //! field as old → new. Read per record (field history) or across records.
 
-use guanxi_core::{Actor, DomainError, Label, ObjectDef};
+use guanxi_core::{Actor, DomainError, Label, ObjectDef, Value};
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::Row;
@@ -11,6 +11,7 @@ use super::Engine;
 use super::scope::{push_read_scope, require, view_of};
 use crate::db::Backend;
 use crate::error::StoreResult;
+use crate::hooks::Values;
 use crate::sql::Sql;
 use guanxi_core::time_fmt::now_utc;
 
@@ -71,7 +72,7 @@ pub(super) async fn write(
     title: Option<String>,
     changes: Json,
 ) -> StoreResult<()> {
-    entry_sql(backend, actor, object, record_id, action, title, &changes)
+    entry_sql(backend, actor, object, record_id, action, title, changes.to_string())
         .query()
         .execute(conn)
         .await?;
@@ -86,7 +87,7 @@ pub(super) fn entry_sql(
     record_id: &str,
     action: &str,
     title: Option<String>,
-    changes: &Json,
+    changes: String,
 ) -> Sql {
     let mut sql = Sql::of(
         backend,
@@ -108,9 +109,50 @@ pub(super) fn entry_sql(
         .push(", ")
         .bind(title)
         .push(", ")
-        .bind(changes.to_string())
+        .bind(changes)
         .push(")");
     sql
+}
+
+/// One change of a create, as stored: `{"field": …, "old": null, "new": …}`.
+#[derive(Serialize)]
+struct CreatedField<'a> {
+    field: &'a str,
+    old: (),
+    new: AsJson<'a>,
+}
+
+/// A value serialised as [`Value::to_json`] would give it, without building that JSON first.
+struct AsJson<'a>(&'a Value);
+
+impl Serialize for AsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Json(j) => j.serialize(serializer),
+            Value::Money { .. } => self.0.to_json().serialize(serializer),
+            Value::Null | Value::Float(_) => serializer.serialize_unit(),
+        }
+    }
+}
+
+/// The `changes` of a create's audit entry: every field given a value, old → new. Written
+/// straight to text, since a bulk load writes one per record (building a JSON array of objects
+/// first was a tenth of a bulk load's engine time).
+pub(super) fn created_changes(values: &Values) -> String {
+    let changes: Vec<CreatedField> = values
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| CreatedField {
+            field: k,
+            old: (),
+            new: AsJson(v),
+        })
+        .collect();
+    serde_json::to_string(&changes).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Drops the changes of fields outside the actor's view of the object, and the whole entry
@@ -273,5 +315,42 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The text written for a create is the JSON array the audit readers expect, with every
+    /// kind of value as `Value::to_json` gives it and empty fields left out.
+    #[test]
+    fn created_changes_list_every_given_field_as_json() {
+        let values: Values = vec![
+            ("name".into(), Value::Text("中平能源 \"A\"".into())),
+            ("employees".into(), Value::Int(120)),
+            ("ratio".into(), Value::Float(0.5)),
+            ("bad_ratio".into(), Value::Float(f64::NAN)),
+            ("is_key".into(), Value::Bool(true)),
+            (
+                "value".into(),
+                Value::Money {
+                    amount: 12_345,
+                    currency: "CNY".into(),
+                },
+            ),
+            ("tags".into(), Value::Json(json!(["a", "b"]))),
+            ("email".into(), Value::Null),
+        ];
+        let written: Json = serde_json::from_str(&created_changes(&values)).unwrap_or_default();
+        let expected: Vec<Json> = values
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
+            .collect();
+        assert_eq!(written, Json::Array(expected));
+        assert_eq!(written[3]["new"], Json::Null, "a non-finite number is written as null");
+        assert_eq!(written[5]["new"], json!({"amount": 12_345, "currency": "CNY"}));
     }
 }

@@ -12,13 +12,13 @@ use std::collections::{HashMap, HashSet};
 
 use guanxi_core::meta::FieldType;
 use guanxi_core::{Actor, ObjectDef, Value};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 use sqlx::Row;
 
 use super::codec::{Record, decode_row, push_select_list};
 use super::scope::push_read_scope;
 use super::write::{assignments, set_default, title_of};
-use super::{Engine, search};
+use super::{Engine, audit, search};
 use crate::catalog::Snapshot;
 use crate::error::{StoreError, StoreResult};
 use crate::hooks::{AnyTx, HookCtx, Values};
@@ -113,8 +113,10 @@ impl Engine {
                 .or_default()
                 .push((i, binds, Json::Object(custom).to_string()));
         }
-        // Each INSERT returns its rows as stored (defaults, normalised values).
-        let mut stored: HashMap<String, (Record, Record)> = HashMap::with_capacity(ids.len());
+        // Each INSERT returns its rows as stored (defaults, normalised values). The actor's view
+        // of them is decoded separately only when it differs from the object (field rules).
+        let own_view = !std::ptr::eq(full, view);
+        let mut stored: HashMap<String, (Record, Option<Record>)> = HashMap::with_capacity(ids.len());
         for (cols, members) in &groups {
             let per_row = cols.len() + 6;
             for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
@@ -155,7 +157,11 @@ impl Engine {
                 };
                 for row in rows {
                     let record = decode_row(full, &row, false)?;
-                    let visible = decode_row(view, &row, false)?;
+                    let visible = if own_view {
+                        Some(decode_row(view, &row, false)?)
+                    } else {
+                        None
+                    };
                     let id: String = row.try_get("id")?;
                     stored.insert(id, (record, visible));
                 }
@@ -171,11 +177,6 @@ impl Engine {
             );
             for (n, (id, values)) in chunk.iter().enumerate() {
                 let title = stored.get(id.as_str()).and_then(|(r, _)| title_of(full, r));
-                let changes: Vec<Json> = values
-                    .iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
-                    .collect();
                 if n > 0 {
                     sql.push(", ");
                 }
@@ -194,20 +195,20 @@ impl Engine {
                     .push(", 'create', ")
                     .bind(title)
                     .push(", ")
-                    .bind(Json::Array(changes).to_string())
+                    .bind(audit::created_changes(values))
                     .push(")");
             }
             pending.push(sql);
         }
 
-        let mut out = Vec::with_capacity(ids.len());
+        let mut visibles = Vec::with_capacity(ids.len());
         let mut records = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some((record, visible)) = stored.remove(id) else {
                 return Ok(Err(NeedsRowByRow));
             };
             records.push(record);
-            out.push(visible);
+            visibles.push(visible);
         }
         for h in &hooks {
             let mut ctx = HookCtx {
@@ -230,6 +231,11 @@ impl Engine {
         } else {
             search::index_created(&mut *tx, backend, snapshot, full, &records, pending).await?;
         }
+        let out = records
+            .into_iter()
+            .zip(visibles)
+            .map(|(record, visible)| visible.unwrap_or(record))
+            .collect();
         Ok(Ok(out))
     }
 

@@ -530,11 +530,6 @@ impl Engine {
         let row = sql.query().fetch_one(&mut **tx).await?;
         files::link(&mut *tx, backend, &attached, &id).await?;
         let stored = decode_row(full, &row, false)?;
-        let changes: Vec<Json> = values
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| json!({"field": k, "old": null, "new": v.to_json()}))
-            .collect();
         // The audit entry goes to the database with the search entries, in one call.
         let mut pending = Batch::new(backend);
         pending.push(audit::entry_sql(
@@ -544,7 +539,7 @@ impl Engine {
             &id,
             "create",
             title_of(full, &stored),
-            &Json::Array(changes),
+            audit::created_changes(&values),
         ));
         for h in &hooks {
             let mut ctx = HookCtx {
