@@ -141,7 +141,7 @@ impl Serialize for AsJson<'_> {
 
 /// The `changes` of a create's audit entry: every field given a value, old → new. Written
 /// straight to text, since a bulk load writes one per record (building a JSON array of objects
-/// first was a tenth of a bulk load's engine time).
+/// first was a sixth of a bulk load's engine time).
 pub(super) fn created_changes(values: &Values) -> String {
     let changes: Vec<CreatedField> = values
         .iter()
