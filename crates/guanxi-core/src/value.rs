@@ -5,6 +5,8 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::Serialize;
+use serde::ser::SerializeStruct;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{FieldError, FieldErrors};
@@ -33,18 +35,30 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// The API representation of the value.
+    /// The API representation of the value (its [`Serialize`] form as JSON).
     pub fn to_json(&self) -> Json {
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+}
+
+/// The API representation, written by any serde serialiser: a text can then go straight to its
+/// JSON text (an audit entry of a create) without a JSON tree built first. Money is
+/// `{"amount", "currency"}`; a non-finite number is written as null by `serde_json`.
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Null => Json::Null,
-            Value::Text(s) => Json::String(s.clone()),
-            Value::Int(i) => Json::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            Value::Bool(b) => Json::Bool(*b),
+            Value::Null => serializer.serialize_unit(),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Float(f) => serializer.serialize_f64(*f),
+            Value::Bool(b) => serializer.serialize_bool(*b),
             Value::Money { amount, currency } => {
-                serde_json::json!({ "amount": amount, "currency": currency })
+                let mut money = serializer.serialize_struct("Money", 2)?;
+                money.serialize_field("amount", amount)?;
+                money.serialize_field("currency", currency)?;
+                money.end()
             }
-            Value::Json(j) => j.clone(),
+            Value::Json(j) => j.serialize(serializer),
         }
     }
 }
@@ -567,6 +581,33 @@ mod tests {
     impl DictionaryLookup for Dicts {
         fn is_allowed(&self, dict: &str, value: &str) -> bool {
             dict == "level" && matches!(value, "A" | "B" | "C")
+        }
+    }
+
+    /// Every kind of value has one JSON form, the same as a tree (`to_json`) and as text.
+    #[test]
+    fn values_have_one_json_form() {
+        let cases = [
+            (Value::Null, json!(null)),
+            (Value::Text("中平 \"A\"".into()), json!("中平 \"A\"")),
+            (Value::Int(-7), json!(-7)),
+            (Value::Float(0.5), json!(0.5)),
+            (Value::Float(f64::NAN), json!(null)),
+            (Value::Float(f64::INFINITY), json!(null)),
+            (Value::Bool(true), json!(true)),
+            (
+                Value::Money {
+                    amount: 12_345,
+                    currency: "CNY".into(),
+                },
+                json!({"amount": 12_345, "currency": "CNY"}),
+            ),
+            (Value::Json(json!(["a", {"b": 1}])), json!(["a", {"b": 1}])),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(value.to_json(), expected, "{value:?} as a tree");
+            let text = serde_json::to_string(&value).unwrap_or_default();
+            assert_eq!(text, expected.to_string(), "{value:?} as text");
         }
     }
 

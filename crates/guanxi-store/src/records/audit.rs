@@ -119,24 +119,7 @@ pub(super) fn entry_sql(
 struct CreatedField<'a> {
     field: &'a str,
     old: (),
-    new: AsJson<'a>,
-}
-
-/// A value serialised as [`Value::to_json`] would give it, without building that JSON first.
-struct AsJson<'a>(&'a Value);
-
-impl Serialize for AsJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Text(s) => serializer.serialize_str(s),
-            Value::Int(i) => serializer.serialize_i64(*i),
-            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
-            Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Json(j) => j.serialize(serializer),
-            Value::Money { .. } => self.0.to_json().serialize(serializer),
-            Value::Null | Value::Float(_) => serializer.serialize_unit(),
-        }
-    }
+    new: &'a Value,
 }
 
 /// The `changes` of a create's audit entry: every field given a value, old → new. Written
@@ -149,7 +132,7 @@ pub(super) fn created_changes(values: &Values) -> String {
         .map(|(k, v)| CreatedField {
             field: k,
             old: (),
-            new: AsJson(v),
+            new: v,
         })
         .collect();
     serde_json::to_string(&changes).unwrap_or_else(|_| "[]".to_owned())

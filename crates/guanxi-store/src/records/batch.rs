@@ -114,8 +114,9 @@ impl Engine {
                 .push((i, binds, Json::Object(custom).to_string()));
         }
         // Each INSERT returns its rows as stored (defaults, normalised values). The actor's view
-        // of them is decoded separately only when it differs from the object (field rules).
-        let own_view = !std::ptr::eq(full, view);
+        // of them is decoded separately only when it differs from the object: when the actor
+        // has field rules on it (the test `view_of` makes).
+        let own_view = actor.restricts_fields(&full.key);
         let mut stored: HashMap<String, (Record, Option<Record>)> = HashMap::with_capacity(ids.len());
         for (cols, members) in &groups {
             let per_row = cols.len() + 6;
