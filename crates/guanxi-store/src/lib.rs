@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jobs;
 pub mod migrate;
 pub mod numbering;
+pub mod read_ahead;
 pub mod records;
 pub mod regions;
 pub mod sql;

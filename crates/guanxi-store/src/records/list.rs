@@ -25,6 +25,7 @@ use super::codec::{
 use super::scope::{check_query_fields, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search::candidates;
 use crate::error::StoreResult;
+use crate::read_ahead::ReadAhead;
 use crate::sql::{Bind, Sql, escape_like};
 
 /// Totals are counted exactly up to this many rows unless the caller asks for an exact count.
@@ -309,6 +310,32 @@ impl Engine {
             total_exact,
             limit,
         })
+    }
+
+    /// A read-ahead for a walk through every page of `query` (an export), when the walk
+    /// follows the table's rowid order: no quick search, and sorted first by `id` or
+    /// `created_at` (records get time-ordered ids, so both are creation order, which is rowid
+    /// order). `None` otherwise, and on PostgreSQL, which prefetches for itself (decision 0013).
+    pub async fn read_ahead(&self, object_key: &str, query: &ListQuery) -> StoreResult<Option<ReadAhead>> {
+        let object = self.object(object_key)?;
+        let Some(path) = crate::db::sqlite_path(self.db.url()) else {
+            return Ok(None);
+        };
+        if query.search.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+            return Ok(None);
+        }
+        let sort = effective_sort(&object, &query.sort)?;
+        let Some(first) = sort
+            .first()
+            .filter(|k| matches!(k.field.key.as_str(), "id" | "created_at"))
+        else {
+            return Ok(None);
+        };
+        let newest_first = first.descending;
+        let table = object.table.clone();
+        // Opening its connections and reading the table's rowid bounds touches the disk.
+        let started = tokio::task::spawn_blocking(move || ReadAhead::start(&path, &table, newest_first)).await;
+        Ok(started.ok().flatten())
     }
 }
 

@@ -616,6 +616,55 @@ async fn exports_to_csv_xlsx_and_pdf_open_and_hold_the_chosen_fields() {
     assert_eq!(bad.code(), "invalid_query");
 }
 
+/// Long exports read the table ahead of their walk on SQLite (decision 0013), but only when
+/// the walk follows the table's order: newest or oldest first by id or creation time, no quick
+/// search. PostgreSQL prefetches for itself.
+#[tokio::test]
+async fn exports_read_the_table_ahead_only_when_the_walk_follows_it() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create("customer", crate::helpers::customer(&format!("预读客户{i}")))
+            .await;
+    }
+    let engine = &app.state.engine;
+    let object = engine.object("customer").expect("customer");
+    let sorted = |keys: &str| guanxi_store::ListQuery {
+        sort: guanxi_core::filter::parse_sort(&object, keys).expect("sort"),
+        ..guanxi_store::ListQuery::default()
+    };
+    let started = |query: guanxi_store::ListQuery| async move {
+        engine.read_ahead("customer", &query).await.expect("read ahead")
+    };
+    if app.db.is_postgres() {
+        assert!(started(sorted("")).await.is_none());
+        return;
+    }
+    for keys in ["", "-id", "created_at"] {
+        let read_ahead = started(sorted(keys))
+            .await
+            .unwrap_or_else(|| panic!("a walk by {keys:?} reads ahead"));
+        for _ in 0..200 {
+            if read_ahead.segments_read() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(read_ahead.segments_read(), 1, "three rows are one segment");
+    }
+    assert!(
+        started(sorted("name")).await.is_none(),
+        "a walk by name jumps around the table"
+    );
+    let searching = guanxi_store::ListQuery {
+        search: Some("预读".into()),
+        ..guanxi_store::ListQuery::default()
+    };
+    assert!(
+        started(searching).await.is_none(),
+        "a search walks the index, not the table"
+    );
+}
+
 #[tokio::test]
 async fn import_and_export_follow_permissions_scopes_and_hidden_fields() {
     let app = spawn_app().await;

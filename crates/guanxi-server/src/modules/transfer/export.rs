@@ -33,6 +33,10 @@ use crate::state::AppState;
 /// Rows per page read from the engine.
 const PAGE: u32 = 500;
 
+/// Exports of at least this many rows read the table ahead of their walk (decision 0013); a
+/// smaller one is over before the read-ahead would pay for its threads.
+const READ_AHEAD_ROWS: i64 = 50_000;
+
 /// How often a running export reports its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -376,6 +380,7 @@ impl Pages<'_> {
         let mut cursor: Option<String> = None;
         let mut total: Option<i64> = None;
         let mut reported = std::time::Instant::now();
+        let mut read_ahead = None;
         loop {
             let query = ListQuery {
                 filter: self.filter.clone(),
@@ -395,6 +400,9 @@ impl Pages<'_> {
             let page = self.engine.list(self.actor, &self.object.key, &query).await?;
             if cursor.is_none() {
                 total = page.total;
+                if total.is_some_and(|n| n >= READ_AHEAD_ROWS) {
+                    read_ahead = self.engine.read_ahead(&self.object.key, &query).await?;
+                }
             }
             let titles = titles_for(self.engine, self.actor, self.fields, &page.records).await;
             let rows: Vec<Vec<Cell>> = page
@@ -417,6 +425,9 @@ impl Pages<'_> {
                 })
                 .collect();
             *written += rows.len() as i64;
+            if let Some(read_ahead) = &read_ahead {
+                read_ahead.walked(u64::try_from(*written).unwrap_or(0));
+            }
             if tx.send(rows).await.is_err() {
                 break;
             }
