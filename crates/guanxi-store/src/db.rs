@@ -319,10 +319,10 @@ impl Db {
     }
 
     /// Closes both pools. On SQLite the WAL is first copied into the database and emptied: a
-    /// WAL left behind is read whole by the next process to open the file, before its first
-    /// read, and copied again by its checkpointer while it serves. `demo-data --size L` left
-    /// 9.6 GB, and the first export on a server started after it took 24.6 s instead of 6–16 s
-    /// (docs/BENCHMARKS.md). SQLite checkpoints on the last close by itself, but the direct-read
+    /// WAL left behind is read by the next process to open the file and copied again by its
+    /// checkpointer while it serves (`demo-data --size L` left 9.6 GB, M 963 MB; the first
+    /// export after generating L went from 24.6 s to 5.8 s with this and decision 0013,
+    /// docs/BENCHMARKS.md). SQLite checkpoints on the last close by itself, but the direct-read
     /// connections (decision 0011) live as long as the last handle to this `Db`.
     pub async fn close(&self) {
         if let Some(c) = &self.checkpointer {
