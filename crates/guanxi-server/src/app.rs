@@ -128,6 +128,12 @@ impl Application {
         // background; searches work meanwhile, on whatever is indexed so far.
         let engine = state.engine.clone();
         tokio::spawn(async move {
+            // Entries an import staged and did not merge (the server stopped mid-import).
+            match engine.merge_staged_search().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "staged search entries merged"),
+                Err(e) => tracing::error!(error = ?e, "merging staged search entries failed"),
+            }
             match engine.search_index_current().await {
                 Ok(true) => {}
                 Ok(false) => match engine.rebuild_search_index().await {

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0016_customer_filter_index_value_desc"),
     migration!("0017_customer_search_walk_index"),
     migration!("0018_search_docs"),
+    migration!("0019_search_pending"),
 ];
 
 /// A stable checksum of a migration text (FNV-1a, so it never changes between Rust versions).

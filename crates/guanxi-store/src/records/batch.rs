@@ -17,6 +17,7 @@ use sqlx::Row;
 
 use super::codec::{Record, decode_row, push_select_list};
 use super::scope::push_read_scope;
+use super::search::SearchEntries;
 use super::write::{assignments, set_default, title_of};
 use super::{Engine, audit, search};
 use crate::catalog::Snapshot;
@@ -52,6 +53,10 @@ impl Engine {
     /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
     /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
     /// partial work and must be rolled back.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the create path's context (transaction, actor, catalog snapshot, object and view) plus the rows and how to index them"
+    )]
     pub(super) async fn create_many(
         &self,
         tx: &mut AnyTx,
@@ -60,6 +65,7 @@ impl Engine {
         full: &ObjectDef,
         view: &ObjectDef,
         mut rows: Vec<Values>,
+        entries: SearchEntries,
     ) -> StoreResult<Result<Vec<Record>, NeedsRowByRow>> {
         let backend = self.db.backend();
         // Attachments are resolved against uploaded files and linked one record at a time
@@ -230,7 +236,7 @@ impl Engine {
         if self.search_index_deferred() {
             pending.execute(tx).await?;
         } else {
-            search::index_created(&mut *tx, backend, snapshot, full, &records, pending).await?;
+            search::index_created(&mut *tx, backend, snapshot, full, &records, pending, entries).await?;
         }
         let out = records
             .into_iter()

@@ -208,7 +208,15 @@ impl Engine {
             let first = &group[members[0]];
             let rows = members.iter().map(|&i| group[i].values.clone()).collect();
             let written = self
-                .create_many(&mut tx, &first.actor, &first.snapshot, &first.full, &first.view, rows)
+                .create_many(
+                    &mut tx,
+                    &first.actor,
+                    &first.snapshot,
+                    &first.full,
+                    &first.view,
+                    rows,
+                    super::SearchEntries::Immediate,
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|_| "a row needs its own transaction".to_owned())?;

@@ -24,7 +24,7 @@ use super::audit;
 use super::codec::{Record, column_binds, custom_map, decode_row, push_select_list};
 use super::group_commit::PendingCreate;
 use super::scope::{covers, forbidden, push_read_scope, push_scope, require, sees_pool, view_of};
-use super::search;
+use super::search::{self, SearchEntries};
 use super::{Engine, MAX_BULK};
 use crate::catalog::Snapshot;
 use crate::db::Backend;
@@ -330,6 +330,19 @@ impl Engine {
         object_key: &str,
         inputs: &[Map<String, Json>],
     ) -> StoreResult<Vec<StoreResult<Record>>> {
+        self.create_batch_with(actor, object_key, inputs, SearchEntries::Immediate)
+            .await
+    }
+
+    /// [`Engine::create_batch`], choosing how the records' search entries are written:
+    /// `Staged` leaves them to [`Engine::merge_staged_search`] (large imports, decision 0014).
+    pub async fn create_batch_with(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        inputs: &[Map<String, Json>],
+        entries: SearchEntries,
+    ) -> StoreResult<Vec<StoreResult<Record>>> {
         let snapshot = self.catalog.snapshot();
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
@@ -351,7 +364,10 @@ impl Engine {
             // touches to a sub-journal, which costs more than the statements. A failed chunk
             // rolls the whole (still empty) transaction back instead and starts again.
             let rows: Vec<Values> = prepared.iter().map(|(_, v)| v.clone()).collect();
-            match self.create_many(&mut tx, actor, &snapshot, &full, &view, rows).await {
+            match self
+                .create_many(&mut tx, actor, &snapshot, &full, &view, rows, entries)
+                .await
+            {
                 Ok(Ok(records)) => {
                     for ((i, _), record) in prepared.iter().zip(records) {
                         results[*i] = Some(Ok(record));
@@ -559,6 +575,7 @@ impl Engine {
             full,
             std::slice::from_ref(&stored),
             pending,
+            SearchEntries::Immediate,
         )
         .await?;
         decode_row(view, &row, false)

@@ -235,6 +235,21 @@ async fn dry_run_reports_every_bad_row_and_commit_imports_the_good_ones() {
     assert_eq!(result["counts"]["created"], 2, "{result}");
     assert_eq!(result["counts"]["failed_rows"], 3, "{result}");
     assert_eq!(names(&app, "customer").await, vec!["好客户一", "好客户二"]);
+    // The job reports done once the rows' staged search entries are merged (decision 0014).
+    let searched = app
+        .get(&format!("/api/v1/records/customer?q={}", "%E5%A5%BD%E5%AE%A2%E6%88%B7"))
+        .await;
+    assert_eq!(
+        searched.data().as_array().map(Vec::len),
+        Some(2),
+        "q=好客户: {}",
+        searched.text
+    );
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM search_pending")
+        .fetch_one(app.state.db.reader())
+        .await
+        .expect("count");
+    assert_eq!(staged, 0, "nothing is left staged");
     let batch = app.get(&format!("/api/v1/imports/{id}")).await;
     assert_eq!(batch.data()["status"], "imported");
 

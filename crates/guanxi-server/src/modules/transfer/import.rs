@@ -3,10 +3,11 @@
 //!
 //! The dry run, the commit and the undo run as background jobs that stream the file in chunks
 //! (1,000 rows for a dry run, 250 for a commit). A commit creates each chunk with
-//! `Engine::create_batch` (one transaction,
-//! a savepoint per row), so every row is written whole or not at all and is reported with its
-//! row number, column and reason when it fails; the records a batch created or changed are
-//! linked to it for undo. A commit resumes where it stopped if its job is retried.
+//! `Engine::create_batch_with` (one transaction; a failing chunk is replayed a savepoint per
+//! row), so every row is written whole or not at all and is reported with its row number,
+//! column and reason when it fails; the records a batch created or changed are linked to it
+//! for undo. Their search entries are staged and merged into the index every 100,000 created
+//! rows and at the end (decision 0014). A commit resumes where it stopped if its job is retried.
 //!
 //! Customers (issue 5 §5) are also checked for duplicates by their normalised keys
 //! (`guanxi_core::dedup`): the dry run reports every row that shares the credit code, name,
@@ -30,6 +31,7 @@ use guanxi_core::filter::parse_filter;
 use guanxi_core::value::{Mode, coerce, validate_input};
 use guanxi_core::{Actor, DomainError, FieldDef, FieldError, Label, Lang, ObjectDef};
 use guanxi_store::jobs::{self, JobContext};
+use guanxi_store::records::SearchEntries;
 use guanxi_store::records::scope::forbidden;
 use guanxi_store::{Engine, ListQuery, Record, StoreError, TotalMode};
 use serde::{Deserialize, Serialize};
@@ -1705,7 +1707,7 @@ fn validate_rows(
     }
 }
 
-/// `Engine::create_batch` on a blocking thread of the same runtime. Its future is not `Send`
+/// `Engine::create_batch_with` (search entries staged) on a blocking thread of the same runtime. Its future is not `Send`
 /// (the savepoint statements borrow the transaction in a way the compiler cannot prove `Send`
 /// for), so it cannot run inside a job handler directly; `Handle::block_on` runs it where
 /// `Send` is not needed, on the same runtime and pools.
@@ -1717,8 +1719,10 @@ async fn create_batch(
 ) -> anyhow::Result<Vec<Result<Record, StoreError>>> {
     let (engine, actor, object) = (engine.clone(), actor.clone(), object.to_owned());
     let handle = tokio::runtime::Handle::current();
-    let results =
-        tokio::task::spawn_blocking(move || handle.block_on(engine.create_batch(&actor, &object, &inputs))).await??;
+    let results = tokio::task::spawn_blocking(move || {
+        handle.block_on(engine.create_batch_with(&actor, &object, &inputs, SearchEntries::Staged))
+    })
+    .await??;
     Ok(results)
 }
 
@@ -1989,8 +1993,23 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
 
 /// The commit: chunk by chunk, rows are created (one transaction per chunk, a savepoint per
 /// row), updated or skipped; bad rows are reported; progress and the resume point are saved
-/// after every chunk.
+/// after every chunk. Created records' search entries are staged and merged into the index every
+/// [`MERGE_EVERY`] created rows and when the commit ends, however it ends (decision 0014): the
+/// import is searchable when its job reports done.
 pub async fn run_commit(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyhow::Result<Option<Json>> {
+    let outcome = commit_rows(engine, ctx, batch).await;
+    let merged = engine.merge_staged_search().await;
+    let result = outcome?;
+    merged?;
+    Ok(result)
+}
+
+/// Created rows between two merges of their staged search entries (each in windows of
+/// `MERGE_WINDOW` records): the last rows of an import wait at most this long to be found by
+/// quick search.
+pub const MERGE_EVERY: i64 = 100_000;
+
+async fn commit_rows(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyhow::Result<Option<Json>> {
     let db = ctx.db();
     let actor = job_actor(db, &batch.created_by).await?;
     let mut plan = plan_for(engine, actor.clone(), &batch).await?;
@@ -2010,6 +2029,7 @@ pub async fn run_commit(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyh
     }
     super::progress(ctx, done, Some(total)).await?;
     let mut rx = stream_chunks(&batch, done, COMMIT_CHUNK).map_err(|e| anyhow::anyhow!("{}", e.message.en))?;
+    let mut merged_at = counts.created;
     while let Some(chunk) = rx.recv().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -2133,6 +2153,12 @@ pub async fn run_commit(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyh
         done += rows_in_chunk;
         counts.processed = done;
         save_chunk(db, &batch.id, &links, &errors, done, &counts).await?;
+        if counts.created - merged_at >= MERGE_EVERY {
+            let started = std::time::Instant::now();
+            let merged = engine.merge_staged_search().await?;
+            tracing::info!(batch = %batch.id, records = merged, ms = started.elapsed().as_millis(), "import's search entries merged");
+            merged_at = counts.created;
+        }
         super::progress(ctx, done, Some(total)).await?;
         // Let other writers (people using the app) have the database between chunks.
         tokio::task::yield_now().await;
