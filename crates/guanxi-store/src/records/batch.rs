@@ -15,7 +15,7 @@ use guanxi_core::{Actor, ObjectDef, Value};
 use serde_json::{Map, Value as Json};
 use sqlx::Row;
 
-use super::codec::{Record, decode_row, push_select_list};
+use super::codec::{Record, decode_json_row, push_json_row, push_json_row_as};
 use super::scope::push_read_scope;
 use super::search::SearchEntries;
 use super::write::{assignments, set_default, title_of};
@@ -156,20 +156,26 @@ impl Engine {
                     }
                     sql.push(")");
                 }
+                // Each row comes back as one JSON text (decision 0011): one value per row to
+                // hand over from SQLite's thread and convert, instead of forty.
                 sql.push(" RETURNING ");
-                push_select_list(&mut sql, full);
+                push_json_row(&mut sql, full);
+                if own_view {
+                    sql.push(", ");
+                    push_json_row_as(&mut sql, view, "gx_view");
+                }
                 // A constraint the checks above did not foresee (a race on a unique value).
                 let Ok(rows) = sql.query().fetch_all(&mut **tx).await else {
                     return Ok(Err(NeedsRowByRow));
                 };
                 for row in rows {
-                    let record = decode_row(full, &row, false)?;
+                    let record = decode_json_row(full, &row.try_get::<String, _>("gx_row")?, false)?;
                     let visible = if own_view {
-                        Some(decode_row(view, &row, false)?)
+                        Some(decode_json_row(view, &row.try_get::<String, _>("gx_view")?, false)?)
                     } else {
                         None
                     };
-                    let id: String = row.try_get("id")?;
+                    let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
                     stored.insert(id, (record, visible));
                 }
             }

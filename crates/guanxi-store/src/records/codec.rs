@@ -86,12 +86,17 @@ fn json_row_expr(backend: Backend, object: &ObjectDef) -> String {
 /// Appends one row of an object's table as a single JSON text column `gx_row` (see
 /// [`decode_json_row`]): one value to hand over and convert instead of one per column.
 pub fn push_json_row(sql: &mut Sql, object: &ObjectDef) {
+    push_json_row_as(sql, object, "gx_row");
+}
+
+/// [`push_json_row`] under another column name (a statement returning two views of a row).
+pub fn push_json_row_as(sql: &mut Sql, object: &ObjectDef, alias: &str) {
     let expr = json_row_expr(sql.backend(), object);
     match sql.backend() {
         Backend::Sqlite => sql.push(&expr),
         Backend::Postgres => sql.push("CAST(").push(&expr).push(" AS TEXT)"),
     };
-    sql.push(" AS gx_row");
+    sql.push(" AS ").push(alias);
 }
 
 /// Turns a query that selects an object's columns (see [`push_select_list`]) into one that
