@@ -914,10 +914,10 @@ impl Engine {
     }
 
     /// Merges the entries of staged records (`SearchEntries::Staged` creates) into the index:
-    /// per transaction up to [`MERGE_WINDOW`] records of one object, their entries expanded
-    /// from their term lists by the database itself (no entry is built, bound or parsed in
-    /// Rust), and every index page they touch written once per window rather than once per
-    /// import chunk that touched it. Records reindexed or deleted since they were staged have
+    /// per transaction up to [`MERGE_WINDOW`] records of one object ([`MERGE_WINDOW_POSTGRES`]
+    /// on PostgreSQL), their entries expanded from their term lists by the database itself (no
+    /// entry is built, bound or parsed in Rust), and every index page they touch written once
+    /// per window rather than once per import chunk that touched it. Records reindexed or deleted since they were staged have
     /// left the list and are not touched. Returns the records merged.
     pub async fn merge_staged_search(&self) -> StoreResult<usize> {
         let backend = self.db.backend();
@@ -928,7 +928,10 @@ impl Engine {
                 backend,
                 "SELECT object, record_id FROM search_pending ORDER BY object, record_id LIMIT ",
             );
-            sql.bind(MERGE_WINDOW);
+            sql.bind(match backend {
+                Backend::Sqlite => MERGE_WINDOW,
+                Backend::Postgres => MERGE_WINDOW_POSTGRES,
+            });
             let window = sql.query().fetch_all(&mut *tx).await?;
             let Some(first) = window.first() else {
                 tx.commit().await?;
@@ -961,6 +964,12 @@ impl Engine {
 /// well under a second (~0.7 s at a million customers). Entries go in term-list order: sorting
 /// a window first cost more than its locality saved (decision 0014).
 pub const MERGE_WINDOW: i64 = 25_000;
+
+/// [`MERGE_WINDOW`] on PostgreSQL, where a merge takes a transaction lock per record (see
+/// [`lock_records`]) and the server's shared lock table holds 6,400 by default
+/// (`max_locks_per_transaction` 64 × 100 connections, plus some slack: 15,000 in one
+/// transaction failed here with "out of shared memory").
+pub const MERGE_WINDOW_POSTGRES: i64 = 1_000;
 
 /// Inserts the entries of some staged records of one object (ids in order) and takes them off
 /// the staged list, in the caller's transaction (which holds their record locks).
