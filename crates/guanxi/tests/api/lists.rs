@@ -559,7 +559,7 @@ async fn a_merge_takes_every_window_of_a_large_staged_batch() {
     assert_eq!(staged, 0);
     let last = format!("批量导入客户{:05}", count - 1);
     let found = names(&app, &format!("q={}", urlencode(&last))).await;
-    assert_eq!(found, [last.clone()], "the last window's records are found");
+    assert_eq!(found, [last], "the last window's records are found");
     assert_eq!(
         names(&app, &format!("q={}", urlencode("批量导入客户00000"))).await,
         ["批量导入客户00000"]
