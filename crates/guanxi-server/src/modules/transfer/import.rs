@@ -1707,10 +1707,10 @@ fn validate_rows(
     }
 }
 
-/// `Engine::create_batch_with` (search entries staged) on a blocking thread of the same runtime. Its future is not `Send`
-/// (the savepoint statements borrow the transaction in a way the compiler cannot prove `Send`
-/// for), so it cannot run inside a job handler directly; `Handle::block_on` runs it where
-/// `Send` is not needed, on the same runtime and pools.
+/// `Engine::create_batch_with` (search entries staged) on a blocking thread of the same
+/// runtime. Its future is not `Send` (the savepoint statements borrow the transaction in a way
+/// the compiler cannot prove `Send` for), so it cannot run inside a job handler directly;
+/// `Handle::block_on` runs it where `Send` is not needed, on the same runtime and pools.
 async fn create_batch(
     engine: &Engine,
     actor: &Actor,
@@ -1991,11 +1991,11 @@ pub async fn run_dry_run(engine: &Engine, ctx: &JobContext, batch: Batch) -> any
     Ok(Some(result))
 }
 
-/// The commit: chunk by chunk, rows are created (one transaction per chunk, a savepoint per
-/// row), updated or skipped; bad rows are reported; progress and the resume point are saved
-/// after every chunk. Created records' search entries are staged and merged into the index every
-/// [`MERGE_EVERY`] created rows and when the commit ends, however it ends (decision 0014): the
-/// import is searchable when its job reports done.
+/// The commit: chunk by chunk, rows are created (one transaction per chunk), updated or
+/// skipped; bad rows are reported; progress and the resume point are saved after every chunk.
+/// Created records' search entries are staged and merged into the index every [`MERGE_EVERY`]
+/// created rows and when the commit ends, however it ends (decision 0014): the import is
+/// searchable when its job reports done.
 pub async fn run_commit(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyhow::Result<Option<Json>> {
     let outcome = commit_rows(engine, ctx, batch).await;
     let merged = engine.merge_staged_search().await;
