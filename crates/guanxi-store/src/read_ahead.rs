@@ -14,9 +14,8 @@
 //! for itself and gets none.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -28,8 +27,6 @@ const WORKERS: usize = 3;
 const SEGMENT: u64 = 5_000;
 /// Rows the read-ahead may run beyond the walk.
 const WINDOW: u64 = 200_000;
-/// How long a thread that is a window ahead waits before it looks again.
-const PAUSE: Duration = Duration::from_millis(5);
 
 /// How far ahead and in what pieces a read-ahead reads (the constants above; tests use
 /// smaller ones).
@@ -56,6 +53,20 @@ struct Shared {
     next: AtomicU64,
     /// Segments read so far.
     read: AtomicU64,
+    /// Held while `walked` or `stop` changes and while a thread checks them before waiting, so
+    /// no wake-up falls between its check and its wait.
+    progress: Mutex<()>,
+    /// Signalled when the walk moves on or the read-ahead stops.
+    moved: Condvar,
+}
+
+impl Shared {
+    /// Changes the walk's state and wakes the threads waiting on it.
+    fn update(&self, change: impl FnOnce(&Shared)) {
+        let _held = self.progress.lock();
+        change(self);
+        self.moved.notify_all();
+    }
 }
 
 /// A running read-ahead; dropping it stops the threads (each ends after its current segment).
@@ -117,7 +128,7 @@ impl ReadAhead {
 
     /// The walk has passed `rows` rows; the threads may read up to a window beyond them.
     pub fn walked(&self, rows: u64) {
-        self.shared.walked.store(rows, Ordering::Relaxed);
+        self.shared.update(|s| s.walked.store(rows, Ordering::Relaxed));
     }
 
     /// Segments read so far.
@@ -128,7 +139,7 @@ impl ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.update(|s| s.stop.store(true, Ordering::Relaxed));
     }
 }
 
@@ -156,12 +167,19 @@ impl Worker {
                 return;
             }
             // Wait while this segment lies more than a window beyond the walk.
+            let Ok(mut held) = self.shared.progress.lock() else {
+                return;
+            };
             while n.saturating_mul(self.plan.segment) > self.shared.walked.load(Ordering::Relaxed) + self.plan.window {
                 if stopped() {
                     return;
                 }
-                std::thread::sleep(PAUSE);
+                held = match self.shared.moved.wait(held) {
+                    Ok(held) => held,
+                    Err(_) => return,
+                };
             }
+            drop(held);
             let (from, to) = self.segment(n);
             // Reading the rows pulls the table's pages into the operating system's cache; the
             // count itself is thrown away. A failed read only means the walk reads for itself.
@@ -198,6 +216,7 @@ fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn table(rows: i64) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("dir");

@@ -25,7 +25,7 @@ pub use audit::{AuditEntry, AuditQuery, StateHistoryEntry};
 pub use codec::Record;
 pub use list::{DEFAULT_TOTAL_CAP, ListQuery, Page, TotalMode};
 pub use merge::{MAX_MERGE_SOURCES, MergeEntry, MergeOutcome, MergeRequest, MergeSource, UndoConflict, UndoRefusal};
-pub use search::{MERGE_WINDOW, MERGE_WINDOW_POSTGRES, SearchEntries};
+pub use search::SearchEntries;
 pub use stats::{GroupCount, Interval, MAX_GROUPS, groupable};
 
 use crate::catalog::Catalog;

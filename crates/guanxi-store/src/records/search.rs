@@ -291,10 +291,9 @@ async fn lock_records(conn: &mut AnyConnection, backend: Backend, object_key: &s
 }
 
 /// How a multi-row create writes the search entries of its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchEntries {
     /// In the create's own transaction: the records are searchable when it commits.
-    #[default]
     Immediate,
     /// Only the term lists, with the records put on the staged list (`search_pending`); their
     /// entries arrive with the next [`Engine::merge_staged_search`], written by the database
@@ -961,15 +960,16 @@ impl Engine {
 
 /// Staged records merged per transaction by [`Engine::merge_staged_search`]: a hundred import
 /// chunks' worth, whose entries share the hot pages of common terms, while other writers wait
-/// well under a second (~0.7 s at a million customers). Entries go in term-list order: sorting
-/// a window first cost more than its locality saved (decision 0014).
-pub const MERGE_WINDOW: i64 = 25_000;
+/// about a second at most (0.6–1.0 s per window importing into M, from the import's merge log).
+/// Entries go in term-list order: sorting a window first cost more than its locality saved
+/// (decision 0014).
+const MERGE_WINDOW: i64 = 25_000;
 
 /// [`MERGE_WINDOW`] on PostgreSQL, where a merge takes a transaction lock per record (see
 /// [`lock_records`]) and the server's shared lock table holds 6,400 by default
 /// (`max_locks_per_transaction` 64 × 100 connections, plus some slack: 15,000 in one
 /// transaction failed here with "out of shared memory").
-pub const MERGE_WINDOW_POSTGRES: i64 = 1_000;
+const MERGE_WINDOW_POSTGRES: i64 = 1_000;
 
 /// Inserts the entries of some staged records of one object (ids in order) and takes them off
 /// the staged list, in the caller's transaction (which holds their record locks).

@@ -32,6 +32,11 @@ async fn names(app: &TestApp, query: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The names of the customers a quick search for `q` lists.
+async fn found(app: &TestApp, q: &str) -> Vec<String> {
+    names(app, &format!("q={}", urlencode(q))).await
+}
+
 fn filter(f: Json) -> String {
     format!("filter={}", urlencode(&f.to_string()))
 }
@@ -234,74 +239,80 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
     )
     .await;
 
-    let found = |q: &str| {
-        let app = &app;
-        let q = urlencode(q);
-        async move { names(app, &format!("q={q}")).await }
-    };
     assert_eq!(
-        found("中平能源").await,
+        found(&app, "中平能源").await,
         ["中平能源", "平顶山中平能源物流有限公司"],
         "the exact name ranks first"
     );
-    assert_eq!(found("能源物流").await, ["平顶山中平能源物流有限公司"]);
-    assert_eq!(found("华信").await, ["北京华信科技有限公司"]);
-    assert_eq!(found("zhongping").await.len(), 2, "full pinyin");
-    assert_eq!(found("zpny").await.len(), 2, "pinyin initials");
-    assert_eq!(found("ZPNY").await.len(), 2, "case does not matter");
-    assert_eq!(found("nengyuan").await.len(), 2, "pinyin from the middle of a name");
-    assert_eq!(found("bjhx").await, ["北京华信科技有限公司"]);
-    assert_eq!(found("1381234").await, ["中平能源"], "phone prefix");
-    assert_eq!(found("5678").await, ["中平能源"], "last four digits of a phone");
-    assert_eq!(found("zpny.com").await, ["中平能源"], "email part");
+    assert_eq!(found(&app, "能源物流").await, ["平顶山中平能源物流有限公司"]);
+    assert_eq!(found(&app, "华信").await, ["北京华信科技有限公司"]);
+    assert_eq!(found(&app, "zhongping").await.len(), 2, "full pinyin");
+    assert_eq!(found(&app, "zpny").await.len(), 2, "pinyin initials");
+    assert_eq!(found(&app, "ZPNY").await.len(), 2, "case does not matter");
     assert_eq!(
-        found("13900001111").await,
+        found(&app, "nengyuan").await.len(),
+        2,
+        "pinyin from the middle of a name"
+    );
+    assert_eq!(found(&app, "bjhx").await, ["北京华信科技有限公司"]);
+    assert_eq!(found(&app, "1381234").await, ["中平能源"], "phone prefix");
+    assert_eq!(found(&app, "5678").await, ["中平能源"], "last four digits of a phone");
+    assert_eq!(found(&app, "zpny.com").await, ["中平能源"], "email part");
+    assert_eq!(
+        found(&app, "13900001111").await,
         ["上海申达贸易有限公司"],
         "a contact's mobile finds its customer"
     );
     assert_eq!(
-        found("zhou.min").await,
+        found(&app, "zhou.min").await,
         ["上海申达贸易有限公司"],
         "a contact's email finds its customer"
     );
-    assert!(found("有限公司").await.len() >= 3);
-    assert!(found("' or 1=1 --").await.is_empty());
-    assert!(found("%_").await.is_empty());
+    assert!(found(&app, "有限公司").await.len() >= 3);
+    assert!(found(&app, "' or 1=1 --").await.is_empty());
+    assert!(found(&app, "%_").await.is_empty());
 
     // The index follows changes: a rename, a deleted contact.
     let path = format!("/api/v1/records/customer/{}", zp["id"].as_str().unwrap_or(""));
     app.patch(&path, &json!({"version": 1, "name": "中原电力"})).await;
     assert_eq!(
-        found("zhongping").await,
+        found(&app, "zhongping").await,
         ["平顶山中平能源物流有限公司"],
         "the old name no longer finds it"
     );
-    assert_eq!(found("zydl").await, ["中原电力"]);
+    assert_eq!(found(&app, "zydl").await, ["中原电力"]);
     let contacts = app.get("/api/v1/records/contact").await;
     let cid = contacts.data()[0]["id"].as_str().unwrap_or_default().to_owned();
     app.delete(&format!("/api/v1/records/contact/{cid}")).await;
     assert!(
-        found("13900001111").await.is_empty(),
+        found(&app, "13900001111").await.is_empty(),
         "a deleted contact no longer finds its customer"
     );
     let rebuilt = app.state.engine.rebuild_search_index().await.expect("rebuild");
     assert!(rebuilt >= 4);
-    assert_eq!(found("zydl").await, ["中原电力"], "a rebuild gives the same answers");
+    assert_eq!(
+        found(&app, "zydl").await,
+        ["中原电力"],
+        "a rebuild gives the same answers"
+    );
 
     // Ranking: the exact title, then titles starting with the query, then the rest, newest
     // first within each; numbered pages follow the same order.
     app.create("customer", json!({"name": "中原电力集团"})).await;
     app.create("customer", json!({"name": "华中原电力"})).await;
-    assert_eq!(found("中原电力").await, ["中原电力", "中原电力集团", "华中原电力"]);
+    assert_eq!(
+        found(&app, "中原电力").await,
+        ["中原电力", "中原电力集团", "华中原电力"]
+    );
     let q = urlencode("中原电力");
     assert_eq!(names(&app, &format!("q={q}&limit=1&page=2")).await, ["中原电力集团"]);
     assert_eq!(names(&app, &format!("q={q}&limit=2&page=2")).await, ["华中原电力"]);
 
     // Term counts are remembered to order the walk, but a term with no entry is counted again:
     // a customer created right after a search that found nothing is found.
-    assert!(found("星河贸易").await.is_empty());
+    assert!(found(&app, "星河贸易").await.is_empty());
     app.create("customer", json!({"name": "星河贸易有限公司"})).await;
-    assert_eq!(found("星河贸易").await, ["星河贸易有限公司"]);
+    assert_eq!(found(&app, "星河贸易").await, ["星河贸易有限公司"]);
 }
 
 /// Creates a contact of a customer.
@@ -354,11 +365,6 @@ async fn stored_index(app: &TestApp) -> (Vec<(String, String, String)>, Vec<(Str
 #[tokio::test]
 async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
     let app = spawn_app().await;
-    let found = |q: &str| {
-        let q = urlencode(q);
-        let app = &app;
-        async move { names(app, &format!("q={q}")).await }
-    };
     let star = app
         .create("customer", json!({"name": "星河贸易有限公司", "phone": "13800001234"}))
         .await;
@@ -367,7 +373,7 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
     let gone = app.create("customer", json!({"name": "昙花商行"})).await;
     add_contact(&app, &star, "周敏", "13900001111").await;
     let dropped = add_contact(&app, &star, "李雷", "13700002222").await;
-    assert_eq!(found("13700002222").await, ["星河贸易有限公司"]);
+    assert_eq!(found(&app, "13700002222").await, ["星河贸易有限公司"]);
 
     let renamed = app
         .patch(
@@ -397,11 +403,14 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
         .await;
     assert_eq!(merged.status, StatusCode::OK, "{}", merged.text);
     assert_eq!(
-        found("13600003333").await,
+        found(&app, "13600003333").await,
         ["北斗科技"],
         "the moved contact finds the target"
     );
-    assert!(found("月光").await.is_empty(), "a merged source is in the recycle bin");
+    assert!(
+        found(&app, "月光").await.is_empty(),
+        "a merged source is in the recycle bin"
+    );
     let bin = app
         .get(&format!("/api/v1/records/customer/recycle-bin?q={}", urlencode("月光")))
         .await;
@@ -416,22 +425,29 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
         .post(&format!("/api/v1/customers/merges/{merge_id}/undo"), &json!({}))
         .await;
     assert_eq!(undo.status, StatusCode::OK, "{}", undo.text);
-    assert_eq!(found("13600003333").await, ["月光商贸"]);
-    assert_eq!(found("月光").await, ["月光商贸"]);
+    assert_eq!(found(&app, "13600003333").await, ["月光商贸"]);
+    assert_eq!(found(&app, "月光").await, ["月光商贸"]);
 
-    assert!(found("星河贸易").await.is_empty(), "the old name no longer finds it");
-    assert_eq!(found("国际物流").await, ["星河国际物流"]);
+    assert!(
+        found(&app, "星河贸易").await.is_empty(),
+        "the old name no longer finds it"
+    );
+    assert_eq!(found(&app, "国际物流").await, ["星河国际物流"]);
     assert_eq!(
-        found("13900001111").await,
+        found(&app, "13900001111").await,
         ["星河国际物流"],
         "the kept contact still finds it"
     );
     assert!(
-        found("13700002222").await.is_empty(),
+        found(&app, "13700002222").await.is_empty(),
         "the purged contact no longer does"
     );
-    assert!(found("银河").await.is_empty());
-    assert_eq!(found("北斗").await, ["北斗科技"], "a restored customer is found again");
+    assert!(found(&app, "银河").await.is_empty());
+    assert_eq!(
+        found(&app, "北斗").await,
+        ["北斗科技"],
+        "a restored customer is found again"
+    );
 
     let (entries, docs) = stored_index(&app).await;
     let mut expanded: Vec<(String, String, String)> = docs
@@ -462,11 +478,6 @@ async fn edits_keep_the_search_index_equal_to_a_rebuild_from_the_records() {
 #[tokio::test]
 async fn staged_search_entries_arrive_with_the_merge_and_yield_to_edits() {
     let app = spawn_app().await;
-    let found = |q: &str| {
-        let q = urlencode(q);
-        let app = &app;
-        async move { names(app, &format!("q={q}")).await }
-    };
     let row = |name: &str| json!({"name": name}).as_object().cloned().unwrap_or_default();
     let rows = vec![row("东海航运有限公司"), row("黄河水利设备厂"), row("珠江啤酒商行")];
     let actor = guanxi_core::Actor::system();
@@ -488,13 +499,13 @@ async fn staged_search_entries_arrive_with_the_merge_and_yield_to_edits() {
     };
     assert_eq!(staged_count().await, 3);
     assert_eq!(names(&app, "limit=10").await.len(), 3, "staged records are listed");
-    assert!(found("东海").await.is_empty(), "but not found before the merge");
+    assert!(found(&app, "东海").await.is_empty(), "but not found before the merge");
 
     let path = format!("/api/v1/records/customer/{}", s(&created[1], "id"));
     let renamed = app.patch(&path, &json!({"version": 1, "name": "淮河水利设备厂"})).await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     assert_eq!(
-        found("淮河").await,
+        found(&app, "淮河").await,
         ["淮河水利设备厂"],
         "an edit indexes a staged record at once"
     );
@@ -508,13 +519,13 @@ async fn staged_search_entries_arrive_with_the_merge_and_yield_to_edits() {
 
     assert_eq!(app.state.engine.merge_staged_search().await.expect("merge"), 1);
     assert_eq!(staged_count().await, 0);
-    assert_eq!(found("东海").await, ["东海航运有限公司"]);
-    assert_eq!(found("dhhy").await, ["东海航运有限公司"]);
+    assert_eq!(found(&app, "东海").await, ["东海航运有限公司"]);
+    assert_eq!(found(&app, "dhhy").await, ["东海航运有限公司"]);
     assert!(
-        found("黄河").await.is_empty(),
+        found(&app, "黄河").await.is_empty(),
         "the merge did not write the old name back"
     );
-    assert!(found("珠江").await.is_empty(), "nor the deleted record's entries");
+    assert!(found(&app, "珠江").await.is_empty(), "nor the deleted record's entries");
     assert_eq!(app.state.engine.merge_staged_search().await.expect("merge"), 0);
 
     let before = stored_index(&app).await;
