@@ -4,6 +4,7 @@
 //! are written in the same transaction as the change that causes them.
 
 pub mod backup;
+pub mod bulk_load;
 pub mod catalog;
 pub mod db;
 mod direct_read;

@@ -1036,6 +1036,7 @@ async fn merge_window(conn: &mut AnyConnection, backend: Backend, object: &str, 
 /// `gx_search_stage` table.
 async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &Snapshot) -> StoreResult<usize> {
     let mut count = 0;
+    let started = std::time::Instant::now();
     // Stage: one row per record with its terms and those of its search children, as JSON.
     for object in snapshot.objects().filter(|o| !o.search_fields.is_empty()) {
         let children: Vec<(&ObjectDef, &str)> = snapshot
@@ -1096,6 +1097,11 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
             count += page.len();
         }
     }
+    tracing::info!(
+        records = count,
+        secs = started.elapsed().as_secs_f64(),
+        "search index rebuild: terms staged"
+    );
     // Swap in one transaction. SQLite readers see the old index until the commit; on
     // PostgreSQL searches wait for it (TRUNCATE locks the tables). TRUNCATE rather than DELETE
     // there: deleted rows would stay in the table and its key until vacuum.
@@ -1117,6 +1123,10 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
     )
     .execute(&mut *tx)
     .await?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "search index rebuild: term lists written"
+    );
     let insert = match backend {
         Backend::Sqlite => {
             "INSERT INTO search_terms (object, term, record_id) \
@@ -1131,6 +1141,14 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
         }
     };
     sqlx::query(insert).execute(&mut *tx).await?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "search index rebuild: entries written"
+    );
     tx.commit().await?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "search index rebuild: committed"
+    );
     Ok(count)
 }

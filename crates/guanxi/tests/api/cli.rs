@@ -410,6 +410,15 @@ async fn bulk_demo_data_has_the_benchmark_shape_and_a_working_index() {
         .get(&format!("/api/v1/records/customer/{customer_id}/history"))
         .await;
     assert_eq!(history.body["data"][0]["action"], "create", "{}", history.body);
+    // Stored compactly (decision 0015), read as the usual list of changes.
+    let changes = history.body["data"][0]["changes"].as_array().expect("changes");
+    assert!(
+        changes.contains(&serde_json::json!({
+            "field": "name", "old": null, "new": customers.body["data"][0]["name"]
+        })),
+        "{}",
+        history.body
+    );
 
     // The chunk-wide hooks: each customer's last contact is its latest follow-up (all demo
     // follow-ups lie in the past), and its duplicate keys are written (its phone finds it).

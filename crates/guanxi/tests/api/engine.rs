@@ -658,3 +658,98 @@ async fn creates_waiting_for_the_writer_commit_together_and_each_gets_its_own_an
         .await;
     assert_eq!(refused.body["meta"]["total"], 0, "no search terms for a refused create");
 }
+
+/// Every index of the database, as (name, creating statement).
+async fn index_definitions(app: &TestApp) -> BTreeSet<(String, String)> {
+    use sqlx::Row;
+    let sql = if app.db.is_postgres() {
+        "SELECT indexname::text AS name, indexdef AS sql FROM pg_indexes WHERE schemaname = current_schema()"
+    } else {
+        "SELECT name, coalesce(sql, '') AS sql FROM sqlite_master WHERE type = 'index'"
+    };
+    sqlx::query(sql)
+        .fetch_all(app.state.db.writer())
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| (r.get::<String, _>("name"), r.get::<String, _>("sql")))
+        .collect()
+}
+
+/// A bulk load sets the loaded tables' non-unique indexes aside and builds them after the load
+/// (decision 0015). Meanwhile the unique ones still guard the data and records can be written
+/// and listed; what was set aside is recorded in the database itself, so a load that dies half
+/// way loses no index (the next start puts them back, skipping any already there); and putting
+/// them back gives exactly the indexes there were.
+#[tokio::test]
+async fn a_bulk_load_sets_secondary_indexes_aside_and_builds_them_again() {
+    use guanxi_store::bulk_load::{defer_indexes, restore_deferred_indexes};
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let before = index_definitions(&app).await;
+    let names = |set: &BTreeSet<(String, String)>| set.iter().map(|(n, _)| n.clone()).collect::<BTreeSet<_>>();
+    assert!(names(&before).contains("ix_customers_name"), "{before:?}");
+
+    let dropped = defer_indexes(db, &["customers", "contacts"]).await.expect("defer");
+    let during = names(&index_definitions(&app).await);
+    assert!(
+        dropped >= 8,
+        "customers and contacts have many secondary indexes: {dropped}"
+    );
+    assert_eq!(during.len(), before.len() - dropped);
+    for gone in ["ix_customers_name", "ix_customers_owner", "ix_contacts_customer"] {
+        assert!(!during.contains(gone), "{gone} is set aside");
+    }
+    for kept in [
+        "uq_customers_number",
+        "uq_customers_credit_code",
+        "ix_follow_ups_customer",
+    ] {
+        assert!(during.contains(kept), "{kept} stays: unique, or another table's");
+    }
+    let recorded = guanxi_store::identity::get_setting(db, "bulk_load.deferred_indexes")
+        .await
+        .expect("setting")
+        .expect("recorded in the database");
+    assert_eq!(recorded.as_array().map(Vec::len), Some(dropped), "{recorded}");
+
+    app.create(
+        "customer",
+        json!({"name": "批量导入期间客户", "credit_code": "91110000600000077X"}),
+    )
+    .await;
+    let again = app
+        .post(
+            "/api/v1/records/customer",
+            &json!({"name": "另一家", "credit_code": "91110000600000077X"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", again.body);
+    let list = app.get("/api/v1/records/customer?total=exact&sort=name").await;
+    assert_eq!(list.body["meta"]["total"], 1, "{}", list.body);
+
+    // One index back already (a restore that stopped half way): it is skipped.
+    let (name, statement) = before
+        .iter()
+        .find(|(n, _)| n == "ix_customers_name")
+        .cloned()
+        .expect("name index");
+    sqlx::query(&statement).execute(db.writer()).await.expect(&name);
+    assert_eq!(restore_deferred_indexes(db).await.expect("restore"), dropped - 1);
+    assert_eq!(
+        index_definitions(&app).await,
+        before,
+        "the same indexes, the same definitions"
+    );
+    assert_eq!(
+        restore_deferred_indexes(db).await.expect("again"),
+        0,
+        "nothing left to restore"
+    );
+    assert_eq!(
+        guanxi_store::identity::get_setting(db, "bulk_load.deferred_indexes")
+            .await
+            .expect("setting"),
+        None
+    );
+}
