@@ -180,14 +180,6 @@ pub async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
     })
     .await?;
     migrate::run(&db).await?;
-    // Indexes an interrupted bulk load set aside (decision 0015): back before anything reads.
-    let restored = guanxi_store::bulk_load::restore_deferred_indexes(&db).await?;
-    if restored > 0 {
-        tracing::info!(
-            indexes = restored,
-            "indexes set aside by an interrupted bulk load created again"
-        );
-    }
     guanxi_store::regions::ensure_loaded(&db).await?;
     let regions = Arc::new(RegionCache::new(db.clone()));
     let identity = Arc::new(modules::identity::IdentityState::default());

@@ -346,15 +346,6 @@ pub fn size_customers(size: &str) -> Option<usize> {
     }
 }
 
-/// The tables a benchmark dataset fills, whose non-unique indexes are built after the load.
-pub const BULK_TABLES: &[&str] = &[
-    "customers",
-    "contacts",
-    "follow_ups",
-    "audit_log",
-    "customer_duplicate_keys",
-];
-
 /// Contacts and follow-ups per customer in a benchmark dataset.
 pub const BULK_CONTACTS: usize = 2;
 pub const BULK_FOLLOW_UPS: usize = 5;

@@ -4,7 +4,6 @@
 //! are written in the same transaction as the change that causes them.
 
 pub mod backup;
-pub mod bulk_load;
 pub mod catalog;
 pub mod db;
 mod direct_read;

@@ -214,10 +214,7 @@ fn main() -> anyhow::Result<()> {
                         // The search index is built once at the end, in sorted order.
                         engine.db().tune_for_bulk_load().await?;
                         engine.defer_search_index().await?;
-                        // The loaded tables' non-unique indexes are built after the load, one
-                        // sort each, instead of row by row (decision 0015).
                         let started = std::time::Instant::now();
-                        guanxi_store::bulk_load::defer_indexes(engine.db(), guanxi_server::demo::BULK_TABLES).await?;
                         let summary = guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {
                             if done % 10_000 == 0 || done == n {
                                 let secs = started.elapsed().as_secs_f64();
@@ -233,9 +230,6 @@ fn main() -> anyhow::Result<()> {
                             }
                         })
                         .await?;
-                        let restoring = std::time::Instant::now();
-                        let restored = guanxi_store::bulk_load::restore_deferred_indexes(engine.db()).await?;
-                        eprintln!("{restored} indexes built in {:.1} s", restoring.elapsed().as_secs_f64());
                         let indexing = std::time::Instant::now();
                         let indexed = engine.rebuild_search_index_bulk().await?;
                         let index_secs = indexing.elapsed().as_secs_f64();
