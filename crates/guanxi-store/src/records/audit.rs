@@ -135,10 +135,11 @@ pub(super) fn created_changes(values: &Values) -> String {
 }
 
 /// The stored `changes` of an entry as readers get them: a create's compact object (see
-/// [`created_changes`]) becomes the list of `{"field", "old": null, "new"}` changes.
-fn stored_changes(text: &str) -> Json {
+/// [`created_changes`]) becomes the list of `{"field", "old": null, "new"}` changes; every
+/// other entry (and a create written before) is read as written.
+fn stored_changes(action: &str, text: &str) -> Json {
     match serde_json::from_str(text).unwrap_or(Json::Null) {
-        Json::Object(created) => Json::Array(
+        Json::Object(created) if action == "create" => Json::Array(
             created
                 .into_iter()
                 .map(|(field, new)| serde_json::json!({"field": field, "old": null, "new": new}))
@@ -163,6 +164,8 @@ fn visible_changes(mut e: AuditEntry, view: &ObjectDef) -> Option<AuditEntry> {
 
 fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
     let changes: String = row.try_get("changes")?;
+    let action: String = row.try_get("action")?;
+    let changes = stored_changes(&action, &changes);
     Ok(AuditEntry {
         id: row.try_get("id")?,
         at: row.try_get("at")?,
@@ -170,9 +173,9 @@ fn entry(row: &sqlx::any::AnyRow) -> StoreResult<AuditEntry> {
         actor_name: row.try_get("actor_name")?,
         object: row.try_get("object")?,
         record_id: row.try_get("record_id")?,
-        action: row.try_get("action")?,
+        action,
         title: row.try_get("title")?,
-        changes: stored_changes(&changes),
+        changes,
     })
 }
 
@@ -343,7 +346,7 @@ mod tests {
             stored.starts_with(r#"{"name":"中平能源 \"A\"","employees":120,"#),
             "{stored}"
         );
-        let written = stored_changes(&stored);
+        let written = stored_changes("create", &stored);
         let expected: Vec<Json> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
@@ -359,7 +362,14 @@ mod tests {
     #[test]
     fn stored_change_lists_read_unchanged() {
         let list = json!([{"field": "name", "old": null, "new": "中平"}]);
-        assert_eq!(stored_changes(&list.to_string()), list);
-        assert_eq!(stored_changes("not json"), Json::Null);
+        assert_eq!(stored_changes("create", &list.to_string()), list);
+        assert_eq!(stored_changes("update", &list.to_string()), list);
+        let object = json!({"merge_id": "m1"});
+        assert_eq!(
+            stored_changes("merge", &object.to_string()),
+            object,
+            "only creates are expanded"
+        );
+        assert_eq!(stored_changes("create", "not json"), Json::Null);
     }
 }
