@@ -916,8 +916,9 @@ impl Engine {
     /// per transaction up to [`MERGE_WINDOW`] records of one object ([`MERGE_WINDOW_POSTGRES`]
     /// on PostgreSQL), their entries expanded from their term lists by the database itself (no
     /// entry is built, bound or parsed in Rust), and every index page they touch written once
-    /// per window rather than once per import chunk that touched it. Records reindexed or deleted since they were staged have
-    /// left the list and are not touched. Returns the records merged.
+    /// per window rather than once per import chunk that touched it. Records reindexed or
+    /// deleted since they were staged have left the list and are not touched. Returns the
+    /// records merged.
     pub async fn merge_staged_search(&self) -> StoreResult<usize> {
         let backend = self.db.backend();
         let mut merged = 0;
@@ -1036,7 +1037,9 @@ async fn merge_window(conn: &mut AnyConnection, backend: Backend, object: &str, 
 /// `gx_search_stage` table.
 async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &Snapshot) -> StoreResult<usize> {
     let mut count = 0;
+    // Each step's time since the start, in the log: where a bulk load's index phase goes.
     let started = std::time::Instant::now();
+    let step_done = |step: &str| tracing::info!(step, secs = started.elapsed().as_secs_f64(), "search index rebuild");
     // Stage: one row per record with its terms and those of its search children, as JSON.
     for object in snapshot.objects().filter(|o| !o.search_fields.is_empty()) {
         let children: Vec<(&ObjectDef, &str)> = snapshot
@@ -1097,11 +1100,7 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
             count += page.len();
         }
     }
-    tracing::info!(
-        records = count,
-        secs = started.elapsed().as_secs_f64(),
-        "search index rebuild: terms staged"
-    );
+    step_done("terms staged");
     // Swap in one transaction. SQLite readers see the old index until the commit; on
     // PostgreSQL searches wait for it (TRUNCATE locks the tables). TRUNCATE rather than DELETE
     // there: deleted rows would stay in the table and its key until vacuum.
@@ -1123,10 +1122,7 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
     )
     .execute(&mut *tx)
     .await?;
-    tracing::info!(
-        secs = started.elapsed().as_secs_f64(),
-        "search index rebuild: term lists written"
-    );
+    step_done("term lists written");
     let insert = match backend {
         Backend::Sqlite => {
             "INSERT INTO search_terms (object, term, record_id) \
@@ -1141,14 +1137,8 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
         }
     };
     sqlx::query(insert).execute(&mut *tx).await?;
-    tracing::info!(
-        secs = started.elapsed().as_secs_f64(),
-        "search index rebuild: entries written"
-    );
+    step_done("entries written");
     tx.commit().await?;
-    tracing::info!(
-        secs = started.elapsed().as_secs_f64(),
-        "search index rebuild: committed"
-    );
+    step_done("committed");
     Ok(count)
 }

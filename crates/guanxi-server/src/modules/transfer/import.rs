@@ -2005,8 +2005,8 @@ pub async fn run_commit(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyh
 }
 
 /// Created rows between two merges of their staged search entries (each in windows of 25,000
-/// records on SQLite, 1,000 on PostgreSQL): the last rows of an import wait at most this long to be found by
-/// quick search.
+/// records on SQLite, 1,000 on PostgreSQL): the last rows of an import wait at most this long
+/// to be found by quick search.
 pub const MERGE_EVERY: i64 = 100_000;
 
 async fn commit_rows(engine: &Engine, ctx: &JobContext, batch: Batch) -> anyhow::Result<Option<Json>> {
