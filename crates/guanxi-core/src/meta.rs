@@ -303,6 +303,10 @@ pub struct ObjectDef {
     pub title_field: String,
     /// Text fields searched by the quick search box.
     pub search_fields: Vec<String>,
+    /// Search fields holding free text rather than names: found by Chinese substrings and
+    /// words, not by pinyin (see [`crate::search::TermKind`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_without_pinyin: Vec<String>,
     /// Default order of lists, e.g. `-created_at`; `id` is always the final tie-break.
     pub default_sort: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,6 +344,7 @@ impl ObjectDef {
             fields: all,
             title_field: "id".into(),
             search_fields: Vec::new(),
+            search_without_pinyin: Vec::new(),
             default_sort: vec!["-id".into()],
             state_machine: None,
             search_parent: None,
@@ -377,6 +382,26 @@ impl ObjectDef {
     pub fn search(mut self, fields: &[&str]) -> Self {
         self.search_fields = fields.iter().map(|s| (*s).to_owned()).collect();
         self
+    }
+
+    /// Marks search fields as free text, indexed without pinyin.
+    pub fn without_pinyin(mut self, fields: &[&str]) -> Self {
+        self.search_without_pinyin = fields.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// How the quick search indexes one of this object's search fields, found on the record
+    /// itself (`as_child` false) or under its search parent (a contact's values under its
+    /// customer: words only, since the contacts list has their pinyin).
+    pub fn term_kind(&self, field: &FieldDef, as_child: bool) -> crate::search::TermKind {
+        use crate::search::TermKind;
+        if matches!(field.field_type, FieldType::Phone) {
+            TermKind::Phone
+        } else if as_child || self.search_without_pinyin.contains(&field.key) {
+            TermKind::Words
+        } else {
+            TermKind::Name
+        }
     }
 
     pub fn sorted_by(mut self, keys: &[&str]) -> Self {

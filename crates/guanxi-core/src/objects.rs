@@ -510,6 +510,7 @@ pub fn follow_up() -> ObjectDef {
     )
     .title("subject")
     .search(&["subject"])
+    .without_pinyin(&["subject"])
     .sorted_by(&["-occurred_at"])
 }
 

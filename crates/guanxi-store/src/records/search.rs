@@ -6,7 +6,6 @@
 //! the primary key, so a search touches index entries, never the whole table.
 
 use guanxi_core::ObjectDef;
-use guanxi_core::meta::FieldType;
 use guanxi_core::search::{Plan, plan, prefix_end, terms};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -21,14 +20,16 @@ use crate::error::{StoreError, StoreResult};
 use crate::sql::{Batch, Bind, Sql};
 
 /// Bumped when term generation changes; a server that finds an older index rebuilds it.
-pub const INDEX_VERSION: &str = "1";
+pub const INDEX_VERSION: &str = "2";
 const INDEX_SETTING: &str = "search_index_version";
 
-fn field_terms(object: &ObjectDef, record: &Record, out: &mut Vec<String>) {
+/// The index terms of a record's search fields, for the record itself or (`as_child`) for its
+/// search parent.
+fn field_terms(object: &ObjectDef, record: &Record, as_child: bool, out: &mut Vec<String>) {
     for key in &object.search_fields {
         let Some(field) = object.field(key) else { continue };
         if let Some(text) = record.get(key).and_then(Json::as_str) {
-            out.extend(terms(text, matches!(field.field_type, FieldType::Phone)));
+            out.extend(terms(text, object.term_kind(field, as_child)));
         }
     }
 }
@@ -320,7 +321,7 @@ pub(super) async fn index_created(
         for r in records {
             let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
             let mut terms = Vec::new();
-            field_terms(object, r, &mut terms);
+            field_terms(object, r, false, &mut terms);
             docs.push((id, terms.into_iter().collect()));
         }
         match entries {
@@ -378,15 +379,15 @@ async fn reindex_many(
     // Only live records get entries.
     let own = select_search_values_in(conn, backend, object, "id", ids).await?;
     let mut new: HashMap<String, BTreeSet<String>> = own.iter().map(|(id, _)| (id.clone(), BTreeSet::new())).collect();
-    let mut add = |owner: &str, def: &ObjectDef, r: &Record| {
+    let mut add = |owner: &str, def: &ObjectDef, as_child: bool, r: &Record| {
         let mut out = Vec::new();
-        field_terms(def, r, &mut out);
+        field_terms(def, r, as_child, &mut out);
         if let Some(set) = new.get_mut(owner) {
             set.extend(out);
         }
     };
     for (id, r) in &own {
-        add(id, object, r);
+        add(id, object, false, r);
     }
     for child in snapshot.objects() {
         let Some(parent) = &child.search_parent else { continue };
@@ -394,7 +395,7 @@ async fn reindex_many(
             continue;
         }
         for (owner, r) in select_search_values_in(conn, backend, child, &parent.field, ids).await? {
-            add(&owner, child, &r);
+            add(&owner, child, true, &r);
         }
     }
     // A staged record has a term list but no entries yet: it leaves the staged list and gets
@@ -1060,14 +1061,14 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
                 std::collections::BTreeMap::new();
             for (id, r) in &page {
                 let mut out = Vec::new();
-                field_terms(object, r, &mut out);
+                field_terms(object, r, false, &mut out);
                 terms.entry(id.as_str()).or_default().extend(out);
             }
             let ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
             for (child, field) in &children {
                 for (owner, r) in select_search_values_in(conn, backend, child, field, &ids).await? {
                     let mut out = Vec::new();
-                    field_terms(child, &r, &mut out);
+                    field_terms(child, &r, true, &mut out);
                     if let Some(set) = terms.get_mut(owner.as_str()) {
                         set.extend(out);
                     }
@@ -1136,7 +1137,15 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
              ORDER BY s.object, j.value COLLATE \"C\", s.record_id"
         }
     };
+    // SQLite's sorter can sort runs and merge them on helper threads: the one sort of ~100
+    // million entries at L otherwise keeps one core busy while the other waits.
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA threads = 2").execute(&mut *tx).await?;
+    }
     sqlx::query(insert).execute(&mut *tx).await?;
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA threads = 0").execute(&mut *tx).await?;
+    }
     step_done("entries written");
     tx.commit().await?;
     step_done("committed");

@@ -268,6 +268,33 @@ async fn quick_search_finds_chinese_substrings_pinyin_initials_numbers_and_conta
         ["上海申达贸易有限公司"],
         "a contact's email finds its customer"
     );
+    assert_eq!(
+        found(&app, "周敏").await,
+        ["上海申达贸易有限公司"],
+        "a contact's name finds its customer"
+    );
+    // Pinyin is for names in their own list (decision 0016): the contacts list finds 周敏 by
+    // its initials; the customer is found by the contact's Chinese name, phone and email.
+    let by_initials = app.get("/api/v1/records/contact?q=zm").await;
+    assert_eq!(by_initials.data()[0]["name"], "周敏", "{}", by_initials.text);
+    assert!(found(&app, "zhoumin").await.is_empty());
+    // A follow-up's subject is free text: found by its Chinese words, not by pinyin.
+    app.create(
+        "follow_up",
+        json!({"customer_id": contact_of["id"], "kind": "call", "subject": "季度回访A2", "occurred_at": "2026-12-01T08:00:00Z"}),
+    )
+    .await;
+    let subjects = |q: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/api/v1/records/follow_up?q={}", urlencode(q))).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+            r.data().as_array().map(Vec::len).unwrap_or_default()
+        }
+    };
+    assert_eq!(subjects("回访").await, 1, "a Chinese substring of a subject");
+    assert_eq!(subjects("a2").await, 1, "a word of a subject");
+    assert_eq!(subjects("jdhf").await, 0, "no pinyin initials for free text");
     assert!(found(&app, "有限公司").await.len() >= 3);
     assert!(found(&app, "' or 1=1 --").await.is_empty());
     assert!(found(&app, "%_").await.is_empty());
