@@ -537,3 +537,56 @@ async fn reindex_rebuilds_the_search_index_and_duplicate_keys() {
     );
     server.terminate();
 }
+
+/// A server stopped in the middle of an import leaves search entries staged (decision 0014):
+/// the next server start merges them, so the imported customers are found by quick search
+/// without another import or a rebuild of the index.
+#[tokio::test]
+async fn a_restarted_server_merges_search_entries_an_import_left_staged() {
+    let db = TestDatabase::create().await.expect("database");
+    let url = db.url.clone();
+    create_admin(db.dir.path(), Some(&url));
+    {
+        // What an import's chunk writes before its merge: the record and its staged terms.
+        let config = guanxi_testkit::test_config(&db, 0);
+        let engine = guanxi_server::app::open_engine(&config).await.expect("engine");
+        // An index of the current version, so that the server does not rebuild it at start
+        // (a rebuild would index the staged record too, and hide a missing merge).
+        engine.rebuild_search_index().await.expect("index");
+        assert!(engine.search_index_current().await.expect("version"));
+        let row = json!({"name": "东海航运有限公司"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let created = engine
+            .create_batch_with(
+                &guanxi_core::Actor::system(),
+                "customer",
+                &[row],
+                guanxi_store::records::SearchEntries::Staged,
+            )
+            .await
+            .expect("batch");
+        assert!(created.iter().all(Result::is_ok));
+        let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM search_pending")
+            .fetch_one(engine.db().reader())
+            .await
+            .expect("count");
+        assert_eq!(staged, 1);
+        engine.db().close().await;
+    }
+    let server = Server::start(db.dir.path(), Some(&url));
+    let admin = admin_client(&server).await;
+    let query = format!("/api/v1/records/customer?q={}", crate::records::urlencode("东海"));
+    let mut found = admin.get(&query).await;
+    // The merge runs in the background after the server starts listening.
+    for _ in 0..100 {
+        if found.body["data"].as_array().is_some_and(|rows| !rows.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found = admin.get(&query).await;
+    }
+    assert_eq!(found.body["data"][0]["name"], "东海航运有限公司", "{}", found.body);
+    server.terminate();
+}
