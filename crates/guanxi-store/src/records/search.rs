@@ -1137,15 +1137,7 @@ async fn bulk_rebuild_on(conn: &mut AnyConnection, backend: Backend, snapshot: &
              ORDER BY s.object, j.value COLLATE \"C\", s.record_id"
         }
     };
-    // SQLite's sorter can sort runs and merge them on helper threads: the one sort of ~100
-    // million entries at L otherwise keeps one core busy while the other waits.
-    if backend == Backend::Sqlite {
-        sqlx::query("PRAGMA threads = 2").execute(&mut *tx).await?;
-    }
     sqlx::query(insert).execute(&mut *tx).await?;
-    if backend == Backend::Sqlite {
-        sqlx::query("PRAGMA threads = 0").execute(&mut *tx).await?;
-    }
     step_done("entries written");
     tx.commit().await?;
     step_done("committed");
