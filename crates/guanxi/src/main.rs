@@ -67,10 +67,11 @@ enum Command {
         /// that many customers of the same shape.
         #[arg(long, conflicts_with = "customers")]
         size: Option<String>,
-        /// Customers per transaction with `--size` (their contacts and follow-ups follow). 5,000
-        /// rather than 1,000: the records phase of M took 31.7-34.2 s against 36.5-38.4 s (each
-        /// commit writes the pages it changed to the WAL once, however many rows changed them);
-        /// 20,000 was no faster and needed 1.8 GB. A seed gives the same data for the same batch.
+        /// Customers per transaction with `--size` (their contacts and follow-ups follow); the
+        /// same seed gives the same data for the same batch size.
+        // 5,000 rather than 1,000: each commit writes the pages it changed to the WAL once,
+        // however many rows changed them; M's records phase took 31.7-34.2 s against
+        // 36.5-38.4 s, and 20,000 was no faster and held 1.8 GB (docs/BENCHMARKS.md).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
