@@ -6,7 +6,8 @@
 //! attachments, which are linked one record at a time — is rolled back and replayed row by row,
 //! so each failing row is reported with its own error and the good rows still commit. Hooks see
 //! the whole chunk at once (`after_create_many`), so duplicate keys and last-contact dates are
-//! written with a statement per chunk too.
+//! written with a statement per chunk too. The rows are not read back: each record is made
+//! from the values bound for it (decision 0017).
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +16,7 @@ use guanxi_core::{Actor, ObjectDef, Value};
 use serde_json::{Map, Value as Json};
 use sqlx::Row;
 
-use super::codec::{Record, decode_json_row, push_json_row, push_json_row_as};
+use super::codec::{Record, inserted_record};
 use super::scope::push_read_scope;
 use super::search::SearchEntries;
 use super::write::{assignments, set_default, title_of};
@@ -119,12 +120,21 @@ impl Engine {
                 .or_default()
                 .push((i, binds, Json::Object(custom).to_string()));
         }
-        // Each INSERT returns its rows as stored (defaults, normalised values). The actor's view
-        // of them is decoded separately only when it differs from the object: when the actor
-        // has field rules on it (the test `view_of` makes).
+        // The rows are not read back (no RETURNING, decision 0017): each record is made from
+        // the values bound for it, as the database stores them. The actor's view of it is made
+        // separately only when it differs from the object: when the actor has field rules on it
+        // (the test `view_of` makes).
         let own_view = actor.restricts_fields(&full.key);
-        let mut stored: HashMap<String, (Record, Option<Record>)> = HashMap::with_capacity(ids.len());
+        let mut stored: Vec<Option<(Record, Option<Record>)>> = vec![None; ids.len()];
+        let system = [
+            ("version", Bind::Int(1)),
+            ("created_at", Bind::Text(now.clone())),
+            ("created_by", Bind::Text(actor.id.clone())),
+            ("updated_at", Bind::Text(now.clone())),
+            ("updated_by", Bind::Text(actor.id.clone())),
+        ];
         for (cols, members) in &groups {
+            let position: HashMap<&str, usize> = cols.iter().enumerate().map(|(at, c)| (c.as_str(), at)).collect();
             let per_row = cols.len() + 6;
             for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
                 let mut sql = Sql::of(backend, "INSERT INTO ");
@@ -156,40 +166,51 @@ impl Engine {
                     }
                     sql.push(")");
                 }
-                // Each row comes back as one JSON text (decision 0011): one value per row to
-                // hand over from SQLite's thread and convert, instead of forty.
-                sql.push(" RETURNING ");
-                push_json_row(&mut sql, full);
-                if own_view {
-                    sql.push(", ");
-                    push_json_row_as(&mut sql, view, "gx_view");
-                }
                 // A constraint the checks above did not foresee (a race on a unique value).
-                let Ok(rows) = sql.query().fetch_all(&mut **tx).await else {
+                if sql.query().execute(&mut **tx).await.is_err() {
                     return Ok(Err(NeedsRowByRow));
-                };
-                for row in rows {
-                    let record = decode_json_row(full, &row.try_get::<String, _>("gx_row")?, false)?;
+                }
+                for (i, binds, custom) in chunk {
+                    let id = Bind::Text(ids[*i].clone());
+                    let column = |name: &str| match name {
+                        "id" => Some(&id),
+                        _ => system
+                            .iter()
+                            .find(|(c, _)| *c == name)
+                            .map(|(_, b)| b)
+                            .or_else(|| position.get(name).and_then(|at| binds.get(*at))),
+                    };
+                    let record = inserted_record(full, column, custom)?;
                     let visible = if own_view {
-                        Some(decode_json_row(view, &row.try_get::<String, _>("gx_view")?, false)?)
+                        Some(inserted_record(view, column, custom)?)
                     } else {
                         None
                     };
-                    let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-                    stored.insert(id, (record, visible));
+                    stored[*i] = Some((record, visible));
                 }
             }
         }
 
+        let mut visibles = Vec::with_capacity(ids.len());
+        let mut records = Vec::with_capacity(ids.len());
+        for made in stored {
+            let Some((record, visible)) = made else {
+                return Ok(Err(NeedsRowByRow));
+            };
+            records.push(record);
+            visibles.push(visible);
+        }
+
         // Audit entries, one statement per chunk, sent with the search entries below.
         let mut pending = Batch::new(backend);
-        for chunk in ids.iter().zip(&rows).collect::<Vec<_>>().chunks(MAX_BINDS / 9) {
+        let created: Vec<_> = ids.iter().zip(&rows).zip(&records).collect();
+        for chunk in created.chunks(MAX_BINDS / 9) {
             let mut sql = Sql::of(
                 backend,
                 "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ",
             );
-            for (n, (id, values)) in chunk.iter().enumerate() {
-                let title = stored.get(id.as_str()).and_then(|(r, _)| title_of(full, r));
+            for (n, ((id, values), record)) in chunk.iter().enumerate() {
+                let title = title_of(full, record);
                 if n > 0 {
                     sql.push(", ");
                 }
@@ -214,15 +235,6 @@ impl Engine {
             pending.push(sql);
         }
 
-        let mut visibles = Vec::with_capacity(ids.len());
-        let mut records = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let Some((record, visible)) = stored.remove(id) else {
-                return Ok(Err(NeedsRowByRow));
-            };
-            records.push(record);
-            visibles.push(visible);
-        }
         for h in &hooks {
             let mut ctx = HookCtx {
                 tx: &mut *tx,

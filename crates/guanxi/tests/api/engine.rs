@@ -247,6 +247,70 @@ async fn custom_fields_are_added_at_run_time_and_validated_filtered_and_sorted()
     );
 }
 
+/// Multi-row creates (single creates grouped by the writer, imports, demo data) do not read
+/// their rows back (decision 0017): the record they answer with is made from the values they
+/// bound. It must be the record a read then returns, for every kind of value — standard and
+/// custom, money, booleans, decimals, multi-selects, dates, numbers and values left out.
+#[tokio::test]
+async fn a_created_record_is_the_record_stored() {
+    let app = spawn_app().await;
+    for field in [
+        json!({"key": "cf_ratio", "label": {"zh": "比例", "en": "Ratio"}, "type": "decimal"}),
+        json!({"key": "cf_budget", "label": {"zh": "预算", "en": "Budget"}, "type": "money"}),
+        json!({"key": "cf_vip", "label": {"zh": "贵宾", "en": "VIP"}, "type": "boolean"}),
+        json!({"key": "cf_labels", "label": {"zh": "标签二", "en": "Labels"}, "type": "multi_select", "dict": "customer_tag"}),
+        json!({"key": "cf_since", "label": {"zh": "合作起始", "en": "Since"}, "type": "date"}),
+        json!({"key": "cf_seats", "label": {"zh": "席位", "en": "Seats"}, "type": "integer"}),
+    ] {
+        let r = add_field(&app, field).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let full = json!({
+        "name": "全字段客户有限公司", "customer_type": "enterprise", "level": "A", "phone": "13912345678",
+        "email": "all@example.cn", "province": "广东省", "city": "深圳市", "district": "南山区",
+        "address": "科技园路1号", "registered_capital": 12_000_000, "established_on": "2001-02-03",
+        "employee_count": 250, "is_key_account": true, "tags": ["vip", "new"], "remark": "备注",
+        "cf_ratio": 0.25, "cf_budget": {"amount": 880_000, "currency": "USD"}, "cf_vip": false,
+        "cf_labels": ["strategic"], "cf_since": "2020-01-01", "cf_seats": 3,
+    });
+    let whole_number_ratio =
+        json!({"name": "整数比例客户", "customer_type": "individual", "cf_ratio": 2.0, "is_key_account": false});
+    let bare = json!({"name": "只有名称的客户"});
+
+    // Through the API (the writer's grouped create) and through a batch (imports, demo data).
+    let mut created = vec![app.create("customer", full.clone()).await];
+    let rows: Vec<_> = [full, whole_number_ratio, bare]
+        .into_iter()
+        .map(|mut body| {
+            body["name"] = json!(format!("{}（批量）", s(&body, "name")));
+            body.as_object().cloned().unwrap_or_default()
+        })
+        .collect();
+    let batch = app
+        .state
+        .engine
+        .create_batch(&Actor::system(), "customer", &rows)
+        .await
+        .expect("batch");
+    for result in batch {
+        created.push(Json::Object(result.expect("created")));
+    }
+    assert_eq!(created.len(), 4);
+    for record in &created {
+        let stored = app.get(&format!("/api/v1/records/customer/{}", s(record, "id"))).await;
+        assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+        assert_eq!(record, stored.data(), "the answer of a create is the record stored");
+    }
+    assert_eq!(
+        created[1]["registered_capital"],
+        json!({"amount": 12_000_000, "currency": "CNY"})
+    );
+    assert_eq!(created[1]["cf_budget"], json!({"amount": 880_000, "currency": "USD"}));
+    assert_eq!(created[1]["tags"], json!(["vip", "new"]));
+    assert_eq!(created[1]["version"], 1);
+    assert_eq!(created[3]["is_key_account"], Json::Null);
+}
+
 #[tokio::test]
 async fn bad_custom_field_definitions_are_refused() {
     let app = spawn_app().await;
