@@ -126,6 +126,8 @@ impl Engine {
         // (the test `view_of` makes).
         let own_view = actor.restricts_fields(&full.key);
         let mut stored: Vec<Option<(Record, Option<Record>)>> = vec![None; ids.len()];
+        // The columns every create sets besides its id, its custom JSON and its values' own
+        // columns: written by the INSERT and read by the records made from it.
         let system = [
             ("version", Bind::Int(1)),
             ("created_at", Bind::Text(now.clone())),
@@ -135,12 +137,14 @@ impl Engine {
         ];
         for (cols, members) in &groups {
             let position: HashMap<&str, usize> = cols.iter().enumerate().map(|(at, c)| (c.as_str(), at)).collect();
-            let per_row = cols.len() + 6;
+            let per_row = cols.len() + system.len() + 2;
             for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
                 let mut sql = Sql::of(backend, "INSERT INTO ");
-                sql.ident(&full.table).push(
-                    " (\"id\", \"version\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"custom\"",
-                );
+                sql.ident(&full.table).push(" (\"id\"");
+                for (col, _) in &system {
+                    sql.push(", ").ident(col);
+                }
+                sql.push(", \"custom\"");
                 for col in cols {
                     sql.push(", ").ident(col);
                 }
@@ -149,18 +153,11 @@ impl Engine {
                     if n > 0 {
                         sql.push(", ");
                     }
-                    sql.push("(")
-                        .bind(ids[*i].as_str())
-                        .push(", 1, ")
-                        .bind(now.as_str())
-                        .push(", ")
-                        .bind(actor.id.as_str())
-                        .push(", ")
-                        .bind(now.as_str())
-                        .push(", ")
-                        .bind(actor.id.as_str())
-                        .push(", ")
-                        .bind(custom.as_str());
+                    sql.push("(").bind(ids[*i].as_str());
+                    for (_, b) in &system {
+                        sql.push(", ").bind(b.clone());
+                    }
+                    sql.push(", ").bind(custom.as_str());
                     for b in binds {
                         sql.push(", ").bind(b.clone());
                     }

@@ -152,8 +152,9 @@ pub fn decode_json_row(object: &ObjectDef, text: &str, with_deleted: bool) -> St
 /// The record a row just inserted holds, from the values bound for its columns (`column`
 /// gives a column's bound value, `None` for a column left to its default, which is NULL for
 /// every record column but `custom`): what [`decode_json_row`] would make of the row read back,
-/// without reading it back. Multi-row creates use it (decision 0017): with `RETURNING`, building
-/// each row's JSON, storing and handing it over, and parsing it again took ~40% of a bulk load.
+/// without reading it back. Multi-row creates use it (decision 0017): with `RETURNING`, SQLite
+/// built, held and handed over each row's JSON to be parsed again — at M the INSERTs took 8.7 s
+/// of a 27.5 s records phase that way, 5.6 s without.
 pub fn inserted_record<'a>(
     object: &ObjectDef,
     column: impl Fn(&str) -> Option<&'a Bind>,

@@ -1260,6 +1260,9 @@ async fn hidden_fields_never_appear_and_cannot_be_filtered_sorted_or_set() {
     let mine = marketer.create("customer", json!({"name": "市场客户"})).await;
     assert!(mine.get("credit_code").is_none(), "not even empty in the create answer");
     let path = format!("/api/v1/records/customer/{}", s(&mine, "id"));
+    // A create's answer is made, not read back (decision 0017): the marketer's view of it is
+    // the record the marketer reads.
+    assert_eq!(&mine, marketer.get(&path).await.data());
     let set_by_admin = w
         .admin()
         .patch(&path, &json!({"version": 1, "credit_code": "91110000MA00000888"}))
