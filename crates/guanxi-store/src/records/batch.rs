@@ -39,6 +39,98 @@ pub(super) struct NeedsRowByRow;
 /// One row of a multi-row INSERT: its index in the batch, its column values and its custom JSON.
 type InsertRow = (usize, Vec<Bind>, String);
 
+/// A made record: the row's index in the batch, the record, and the actor's view of it when
+/// that differs.
+type MadeRow = (usize, Record, Option<Record>);
+
+/// The multi-row INSERTs of a chunked create: rows grouped by the columns they set, each group
+/// cut into statements under [`MAX_BINDS`].
+struct InsertPlan<'a> {
+    backend: crate::db::Backend,
+    object: &'a ObjectDef,
+    /// Every row's new id, by its index in the batch.
+    ids: &'a [String],
+    /// The columns every row sets besides its id, its custom JSON and its own values.
+    system: &'a [(&'static str, Bind)],
+    /// The statements' rows: the columns they set and the rows.
+    chunks: Vec<(&'a Vec<String>, &'a [InsertRow])>,
+}
+
+impl InsertPlan<'_> {
+    /// The `k`-th INSERT, if there is one.
+    fn statement(&self, k: usize) -> Option<Sql> {
+        let (cols, chunk) = self.chunks.get(k)?;
+        let mut sql = Sql::of(self.backend, "INSERT INTO ");
+        sql.ident(&self.object.table).push(" (\"id\"");
+        for (col, _) in self.system {
+            sql.push(", ").ident(col);
+        }
+        sql.push(", \"custom\"");
+        for col in cols.iter() {
+            sql.push(", ").ident(col);
+        }
+        sql.push(") VALUES ");
+        for (n, (i, binds, custom)) in chunk.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.push("(").bind(self.ids[*i].as_str());
+            for (_, b) in self.system {
+                sql.push(", ").bind(b.clone());
+            }
+            sql.push(", ").bind(custom.as_str());
+            for b in binds {
+                sql.push(", ").bind(b.clone());
+            }
+            sql.push(")");
+        }
+        Some(sql)
+    }
+}
+
+/// Bound parameters of one audit entry in [`audit_sql`].
+const AUDIT_BINDS: usize = 9;
+
+/// The audit entries of some created records, one statement (an INSERT chunk has few enough
+/// rows for theirs to stay under [`MAX_BINDS`]).
+fn audit_sql(
+    backend: crate::db::Backend,
+    actor: &Actor,
+    object: &ObjectDef,
+    now: &str,
+    ids: &[String],
+    rows: &[Values],
+    made: &[MadeRow],
+) -> Sql {
+    let mut sql = Sql::of(
+        backend,
+        "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ",
+    );
+    for (n, (i, record, _)) in made.iter().enumerate() {
+        if n > 0 {
+            sql.push(", ");
+        }
+        sql.push("(")
+            .bind(uuid::Uuid::now_v7().to_string())
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(actor.id.as_str())
+            .push(", ")
+            .bind(actor.name.as_str())
+            .push(", ")
+            .bind(object.key.as_str())
+            .push(", ")
+            .bind(ids[*i].as_str())
+            .push(", 'create', ")
+            .bind(title_of(object, record))
+            .push(", ")
+            .bind(audit::created_changes(&rows[*i]))
+            .push(")");
+    }
+    sql
+}
+
 /// Whether a row names uploaded files: those are resolved and linked one record at a time
 /// (`create_in`), so such a row cannot take the multi-row path.
 pub(super) fn carries_files(object: &ObjectDef, values: &Values) -> bool {
@@ -120,12 +212,6 @@ impl Engine {
                 .or_default()
                 .push((i, binds, Json::Object(custom).to_string()));
         }
-        // The rows are not read back (no RETURNING, decision 0017): each record is made from
-        // the values bound for it, as the database stores them. The actor's view of it is made
-        // separately only when it differs from the object: when the actor has field rules on it
-        // (the test `view_of` makes).
-        let own_view = actor.restricts_fields(&full.key);
-        let mut stored: Vec<Option<(Record, Option<Record>)>> = vec![None; ids.len()];
         // The columns every create sets besides its id, its custom JSON and its values' own
         // columns: written by the INSERT and read by the records made from it.
         let system = [
@@ -135,57 +221,79 @@ impl Engine {
             ("updated_at", Bind::Text(now.clone())),
             ("updated_by", Bind::Text(actor.id.clone())),
         ];
-        for (cols, members) in &groups {
+        let inserts = InsertPlan {
+            backend,
+            object: full,
+            ids: &ids,
+            system: &system,
+            chunks: groups
+                .iter()
+                .flat_map(|(cols, members)| {
+                    // A chunk's audit entries (nine binds each) go in one statement too.
+                    let per_row = (cols.len() + system.len() + 2).max(AUDIT_BINDS);
+                    members
+                        .chunks((MAX_BINDS / per_row).max(1))
+                        .map(move |chunk| (cols, chunk))
+                })
+                .collect(),
+        };
+        // The rows are not read back (no RETURNING, decision 0017): each record is made from
+        // the values bound for it, as the database stores them. The actor's view of it is made
+        // separately only when it differs from the object: when the actor has field rules on it
+        // (the test `view_of` makes).
+        let own_view = actor.restricts_fields(&full.key);
+        let made_chunk = |cols: &[String], chunk: &[InsertRow]| -> StoreResult<(Vec<MadeRow>, Sql)> {
             let position: HashMap<&str, usize> = cols.iter().enumerate().map(|(at, c)| (c.as_str(), at)).collect();
-            let per_row = cols.len() + system.len() + 2;
-            for chunk in members.chunks((MAX_BINDS / per_row).max(1)) {
-                let mut sql = Sql::of(backend, "INSERT INTO ");
-                sql.ident(&full.table).push(" (\"id\"");
-                for (col, _) in &system {
-                    sql.push(", ").ident(col);
-                }
-                sql.push(", \"custom\"");
-                for col in cols {
-                    sql.push(", ").ident(col);
-                }
-                sql.push(") VALUES ");
-                for (n, (i, binds, custom)) in chunk.iter().enumerate() {
-                    if n > 0 {
-                        sql.push(", ");
-                    }
-                    sql.push("(").bind(ids[*i].as_str());
-                    for (_, b) in &system {
-                        sql.push(", ").bind(b.clone());
-                    }
-                    sql.push(", ").bind(custom.as_str());
-                    for b in binds {
-                        sql.push(", ").bind(b.clone());
-                    }
-                    sql.push(")");
-                }
-                // A constraint the checks above did not foresee (a race on a unique value).
-                if sql.query().execute(&mut **tx).await.is_err() {
-                    return Ok(Err(NeedsRowByRow));
-                }
-                for (i, binds, custom) in chunk {
-                    let id = Bind::Text(ids[*i].clone());
-                    let column = |name: &str| match name {
-                        "id" => Some(&id),
-                        _ => system
-                            .iter()
-                            .find(|(c, _)| *c == name)
-                            .map(|(_, b)| b)
-                            .or_else(|| position.get(name).and_then(|at| binds.get(*at))),
-                    };
-                    let record = inserted_record(full, column, custom)?;
-                    let visible = if own_view {
-                        Some(inserted_record(view, column, custom)?)
-                    } else {
-                        None
-                    };
-                    stored[*i] = Some((record, visible));
-                }
+            let mut made = Vec::with_capacity(chunk.len());
+            for (i, binds, custom) in chunk {
+                let id = Bind::Text(ids[*i].clone());
+                let column = |name: &str| match name {
+                    "id" => Some(&id),
+                    _ => system
+                        .iter()
+                        .find(|(c, _)| *c == name)
+                        .map(|(_, b)| b)
+                        .or_else(|| position.get(name).and_then(|at| binds.get(*at))),
+                };
+                let record = inserted_record(full, column, custom)?;
+                let visible = if own_view {
+                    Some(inserted_record(view, column, custom)?)
+                } else {
+                    None
+                };
+                made.push((*i, record, visible));
             }
+            let audit = audit_sql(backend, actor, full, &now, &ids, &rows, &made);
+            Ok((made, audit))
+        };
+        // Pipelined: while the database runs one chunk's INSERT (with the audit entries of the
+        // chunk before it), this task makes that chunk's records and audit entries and builds
+        // the next chunk's INSERT. The database work and the engine's are about equal, so
+        // taking turns left each side idle half the time (docs/BENCHMARKS.md, "seventh session").
+        let mut stored: Vec<Option<(Record, Option<Record>)>> = vec![None; ids.len()];
+        let mut next = inserts.statement(0);
+        let mut audit_before: Option<Sql> = None;
+        for k in 0..inserts.chunks.len() {
+            let Some(insert) = next.take() else { break };
+            let mut statements = Batch::new(backend);
+            statements.extend(audit_before.take());
+            statements.push(insert);
+            let work = async {
+                let (cols, chunk) = inserts.chunks[k];
+                let made = made_chunk(cols, chunk)?;
+                StoreResult::Ok((made, inserts.statement(k + 1)))
+            };
+            let (executed, work) = tokio::join!(statements.execute(tx), work);
+            // A constraint the checks above did not foresee (a race on a unique value).
+            if executed.is_err() {
+                return Ok(Err(NeedsRowByRow));
+            }
+            let ((made, audit), following) = work?;
+            for (i, record, visible) in made {
+                stored[i] = Some((record, visible));
+            }
+            audit_before = Some(audit);
+            next = following;
         }
 
         let mut visibles = Vec::with_capacity(ids.len());
@@ -197,41 +305,9 @@ impl Engine {
             records.push(record);
             visibles.push(visible);
         }
-
-        // Audit entries, one statement per chunk, sent with the search entries below.
+        // The last chunk's audit entries, sent with the search entries below.
         let mut pending = Batch::new(backend);
-        let created: Vec<_> = ids.iter().zip(&rows).zip(&records).collect();
-        for chunk in created.chunks(MAX_BINDS / 9) {
-            let mut sql = Sql::of(
-                backend,
-                "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ",
-            );
-            for (n, ((id, values), record)) in chunk.iter().enumerate() {
-                let title = title_of(full, record);
-                if n > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .push(", ")
-                    .bind(now.as_str())
-                    .push(", ")
-                    .bind(actor.id.as_str())
-                    .push(", ")
-                    .bind(actor.name.as_str())
-                    .push(", ")
-                    .bind(full.key.as_str())
-                    .push(", ")
-                    .bind(id.as_str())
-                    .push(", 'create', ")
-                    .bind(title)
-                    .push(", ")
-                    .bind(audit::created_changes(values))
-                    .push(")");
-            }
-            pending.push(sql);
-        }
-
+        pending.extend(audit_before);
         for h in &hooks {
             let mut ctx = HookCtx {
                 tx: &mut *tx,
