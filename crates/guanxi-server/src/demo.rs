@@ -8,7 +8,8 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::config::Config;
 use crate::modules::identity::{NewUser, create_user};
-use guanxi_store::Engine;
+use guanxi_store::records::SearchEntries;
+use guanxi_store::{Engine, PreparedBatch};
 
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "Demo#Guanxi2026";
@@ -430,11 +431,14 @@ fn follow_up_body(rng: &mut Rng, customer_id: &str, owner: &str, dept: &str) -> 
 
 /// The fast path for benchmark datasets: `customers` customers with two contacts and five
 /// follow-ups each, owned by a 200-strong sales force in a department tree (plus the demo
-/// users), written through the engine's `create_batch` (one transaction per `batch` customers
-/// and their children, multi-row statements inside), so numbering, validation, audit and the
-/// search index are the same as for single creates. Customers stay in their initial state (no
-/// `sign` transitions). Reproducible for a given seed on an empty database. `progress` is
-/// called after each batch with the customers written so far.
+/// users), written through the engine's `prepare_batch` and `write_batch` (one transaction per
+/// `batch` customers and one per their contacts and their follow-ups, multi-row statements
+/// inside), so numbering, validation, audit and the search index are the same as for single
+/// creates. A producer task generates and validates the next batch (the rows know their ids
+/// before they are written, so contacts can name their customers) while the database writes
+/// this one. Customers stay in their initial state (no `sign` transitions). Reproducible for a
+/// given seed on an empty database. `progress` is called after each batch with the customers
+/// written so far.
 pub async fn generate_bulk(
     engine: &Engine,
     config: &Config,
@@ -445,11 +449,56 @@ pub async fn generate_bulk(
 ) -> anyhow::Result<DemoSummary> {
     let (mut summary, mut sales_owners) = organisation(engine, config).await?;
     sales_owners.extend(bench_sales_force(engine, config).await?);
-    let mut rng = Rng::new(seed);
     let batch = batch.max(1);
-    let actor = Actor::system();
-    let mut start = 0;
+    // One batch waits while the next is prepared: the producer stays at most a batch ahead.
+    let (ready, mut prepared) = tokio::sync::mpsc::channel(1);
+    let producer = tokio::spawn(prepare_bulk(
+        engine.clone(),
+        customers,
+        seed,
+        batch,
+        sales_owners,
+        ready,
+    ));
     let mut chunks: usize = 0;
+    while let Some(next) = prepared.recv().await {
+        let [customers, contacts, follow_ups] = next;
+        for (written, count) in [
+            (customers, &mut summary.customers),
+            (contacts, &mut summary.contacts),
+            (follow_ups, &mut summary.follow_ups),
+        ] {
+            for result in engine.write_batch(written, SearchEntries::Immediate).await? {
+                result?;
+                *count += 1;
+            }
+        }
+        // Statistics after the 1st, 2nd, 4th, 8th… chunk, i.e. whenever the data has doubled:
+        // the planner then knows the new tables (PostgreSQL; see `Db::refresh_statistics`).
+        chunks += 1;
+        if chunks.is_power_of_two() {
+            engine.db().refresh_statistics().await?;
+        }
+        progress(summary.customers);
+    }
+    // The producer's own failure (a generated row the engine refused) explains an early end.
+    producer.await??;
+    Ok(summary)
+}
+
+/// The producer of [`generate_bulk`]: each batch's customers, contacts and follow-ups,
+/// generated in a fixed order from one seeded generator and validated, sent in order.
+async fn prepare_bulk(
+    engine: Engine,
+    customers: usize,
+    seed: u64,
+    batch: usize,
+    sales_owners: Vec<(String, String)>,
+    ready: tokio::sync::mpsc::Sender<[PreparedBatch; 3]>,
+) -> anyhow::Result<()> {
+    let actor = Actor::system();
+    let mut rng = Rng::new(seed);
+    let mut start = 0;
     while start < customers {
         let end = (start + batch).min(customers);
         let mut bodies = Vec::with_capacity(end - start);
@@ -459,38 +508,34 @@ pub async fn generate_bulk(
             bodies.push(body);
             owners.push((owner, dept));
         }
-        let created = engine.create_batch(&actor, "customer", &bodies).await?;
+        let customers_ready = engine.prepare_batch(&actor, "customer", &bodies).await?;
         let mut contacts = Vec::with_capacity(BULK_CONTACTS * bodies.len());
         let mut follow_ups = Vec::with_capacity(BULK_FOLLOW_UPS * bodies.len());
-        for (result, (owner, dept)) in created.into_iter().zip(owners) {
-            let record = result?;
-            let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-            summary.customers += 1;
+        for (i, (owner, dept)) in owners.iter().enumerate() {
+            let Some(id) = customers_ready.id(i) else {
+                let reason = customers_ready.error(i).map(ToString::to_string).unwrap_or_default();
+                anyhow::bail!("generated customer {} is invalid: {reason}", start + i + 1);
+            };
             for _ in 0..BULK_CONTACTS {
-                contacts.push(contact_body(&mut rng, &id, &owner, &dept));
+                contacts.push(contact_body(&mut rng, id, owner, dept));
             }
             for _ in 0..BULK_FOLLOW_UPS {
-                follow_ups.push(follow_up_body(&mut rng, &id, &owner, &dept));
+                follow_ups.push(follow_up_body(&mut rng, id, owner, dept));
             }
         }
-        for result in engine.create_batch(&actor, "contact", &contacts).await? {
-            result?;
-            summary.contacts += 1;
-        }
-        for result in engine.create_batch(&actor, "follow_up", &follow_ups).await? {
-            result?;
-            summary.follow_ups += 1;
+        let contacts_ready = engine.prepare_batch(&actor, "contact", &contacts).await?;
+        let follow_ups_ready = engine.prepare_batch(&actor, "follow_up", &follow_ups).await?;
+        if ready
+            .send([customers_ready, contacts_ready, follow_ups_ready])
+            .await
+            .is_err()
+        {
+            // The writer stopped (its own error ends the load).
+            return Ok(());
         }
         start = end;
-        // Statistics after the 1st, 2nd, 4th, 8th… chunk, i.e. whenever the data has doubled:
-        // the planner then knows the new tables (PostgreSQL; see `Db::refresh_statistics`).
-        chunks += 1;
-        if chunks.is_power_of_two() {
-            engine.db().refresh_statistics().await?;
-        }
-        progress(summary.customers);
     }
-    Ok(summary)
+    Ok(())
 }
 
 #[cfg(test)]

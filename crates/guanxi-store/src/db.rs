@@ -53,6 +53,10 @@ pub struct Db {
     checkpointer: Option<Arc<Checkpointer>>,
     /// SQLite on a file: short reads on the calling thread (decision 0011).
     direct: Option<Arc<DirectReads>>,
+    /// SQLite: the configured `synchronous` level, and whether a load has switched the
+    /// writer's off until [`Db::close`] (`Db::sync_at_close`).
+    synchronous: &'static str,
+    sync_deferred: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// WAL pages after which the SQLite writer checkpoints by itself, in the middle of a commit.
@@ -201,6 +205,8 @@ impl Db {
                     url: options.url.clone(),
                     checkpointer: Some(checkpointer),
                     direct: sqlite_path(&options.url).map(|path| Arc::new(DirectReads::new(&path))),
+                    synchronous,
+                    sync_deferred: Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -228,6 +234,8 @@ impl Db {
                     url: options.url.clone(),
                     checkpointer: None,
                     direct: None,
+                    synchronous: "",
+                    sync_deferred: Arc::default(),
                 })
             }
         }
@@ -292,6 +300,22 @@ impl Db {
         Ok(())
     }
 
+    /// For a load whose result counts only once it is complete (`demo-data --size`): the SQLite
+    /// writer stops waiting for the disk (`synchronous=OFF`) until [`Db::close`], which restores
+    /// the configured level and copies the WAL into the database file with one sync at the
+    /// end. A process that dies keeps every commit (they are in the operating system's cache);
+    /// an operating-system crash or power cut during the load can damage the file, and the
+    /// load is then run again. Generating L waited for the disk a third of the time at
+    /// `synchronous=NORMAL`: the checkpoints that restart the WAL sync the database file
+    /// while the writer holds it (docs/BENCHMARKS.md, "seventh session").
+    pub async fn sync_at_close(&self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous=OFF").execute(&self.write).await?;
+            self.sync_deferred.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
     /// Refreshes PostgreSQL's planner statistics (`ANALYZE`). A table that grows from empty
     /// during a bulk load has none until autovacuum gets to it, and without them PostgreSQL
     /// checks a thousand-id `IN` list by scanning the table (a second per chunk at 50,000
@@ -329,13 +353,22 @@ impl Db {
             let _ = c.stop.send(true);
         }
         self.read.close().await;
-        if self.backend == Backend::Sqlite
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.backend == Backend::Sqlite {
+            // After `sync_at_close`: the checkpoint below syncs the database file again.
+            if self.sync_deferred.swap(false, std::sync::atomic::Ordering::SeqCst)
+                && let Err(e) = sqlx::query(&format!("PRAGMA synchronous={}", self.synchronous))
+                    .execute(&self.write)
+                    .await
+            {
+                tracing::warn!(error = %e, "restoring SQLite's synchronous level on close failed");
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.write)
                 .await
-        {
-            // The WAL stays as it is; the next open reads it, nothing is lost.
-            tracing::warn!(error = %e, "emptying the SQLite WAL on close failed");
+            {
+                // The WAL stays as it is; the next open reads it, nothing is lost.
+                tracing::warn!(error = %e, "emptying the SQLite WAL on close failed");
+            }
         }
         self.write.close().await;
     }

@@ -23,4 +23,4 @@ pub mod sql;
 pub use catalog::Catalog;
 pub use db::{Backend, Db, DbOptions, Durability};
 pub use error::{StoreError, StoreResult};
-pub use records::{Engine, ListQuery, Page, Record, TotalMode};
+pub use records::{Engine, ListQuery, Page, PreparedBatch, Record, TotalMode};

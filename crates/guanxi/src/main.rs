@@ -215,8 +215,10 @@ fn main() -> anyhow::Result<()> {
                     Some(size) => {
                         let n = guanxi_server::demo::size_customers(&size)
                             .ok_or_else(|| anyhow::anyhow!("--size must be S, M, L or a number, not {size}"))?;
-                        // The search index is built once at the end, in sorted order.
+                        // The search index is built once at the end, in sorted order; the
+                        // data reaches the disk once, when the database is closed.
                         engine.db().tune_for_bulk_load().await?;
+                        engine.db().sync_at_close().await?;
                         engine.defer_search_index().await?;
                         let started = std::time::Instant::now();
                         let summary = guanxi_server::demo::generate_bulk(&engine, &config, n, seed, batch, |done| {

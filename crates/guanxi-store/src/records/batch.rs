@@ -7,7 +7,8 @@
 //! so each failing row is reported with its own error and the good rows still commit. Hooks see
 //! the whole chunk at once (`after_create_many`), so duplicate keys and last-contact dates are
 //! written with a statement per chunk too. The rows are not read back: each record is made
-//! from the values bound for it (decision 0017).
+//! from the values bound for it (decision 0017), while the database runs the chunk's statement
+//! (decision 0018).
 
 use std::collections::{HashMap, HashSet};
 
@@ -143,9 +144,9 @@ pub(super) fn carries_files(object: &ObjectDef, values: &Values) -> bool {
 }
 
 impl Engine {
-    /// Creates prepared rows with multi-row statements inside the caller's transaction. Returns
-    /// `Ok(Err(NeedsRowByRow))` when a check fails for some row; the transaction may then hold
-    /// partial work and must be rolled back.
+    /// Creates prepared rows (each with its new id) with multi-row statements inside the
+    /// caller's transaction. Returns `Ok(Err(NeedsRowByRow))` when a check fails for some row;
+    /// the transaction may then hold partial work and must be rolled back.
     #[expect(
         clippy::too_many_arguments,
         reason = "the create path's context (transaction, actor, catalog snapshot, object and view) plus the rows and how to index them"
@@ -157,9 +158,10 @@ impl Engine {
         snapshot: &Snapshot,
         full: &ObjectDef,
         view: &ObjectDef,
-        mut rows: Vec<Values>,
+        rows: Vec<(String, Values)>,
         entries: SearchEntries,
     ) -> StoreResult<Result<Vec<Record>, NeedsRowByRow>> {
+        let (ids, mut rows): (Vec<String>, Vec<Values>) = rows.into_iter().unzip();
         let backend = self.db.backend();
         // Attachments are resolved against uploaded files and linked one record at a time
         // (`create_in`); rows that carry any take that path.
@@ -200,7 +202,6 @@ impl Engine {
         }
 
         let now = now_utc();
-        let ids: Vec<String> = rows.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
         // Rows with the same columns share a statement (a missing column keeps its default).
         let mut groups: HashMap<Vec<String>, Vec<InsertRow>> = HashMap::new();
         for (i, values) in rows.iter().enumerate() {

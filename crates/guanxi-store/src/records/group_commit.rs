@@ -206,7 +206,10 @@ impl Engine {
         let mut records: Vec<Option<Record>> = vec![None; group.len()];
         for members in parts {
             let first = &group[members[0]];
-            let rows = members.iter().map(|&i| group[i].values.clone()).collect();
+            let rows = members
+                .iter()
+                .map(|&i| (uuid::Uuid::now_v7().to_string(), group[i].values.clone()))
+                .collect();
             let written = self
                 .create_many(
                     &mut tx,

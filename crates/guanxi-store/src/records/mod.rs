@@ -27,6 +27,7 @@ pub use list::{DEFAULT_TOTAL_CAP, ListQuery, Page, TotalMode};
 pub use merge::{MAX_MERGE_SOURCES, MergeEntry, MergeOutcome, MergeRequest, MergeSource, UndoConflict, UndoRefusal};
 pub use search::SearchEntries;
 pub use stats::{GroupCount, Interval, MAX_GROUPS, groupable};
+pub use write::PreparedBatch;
 
 use crate::catalog::Catalog;
 use crate::db::Db;

@@ -26,6 +26,8 @@ use super::group_commit::PendingCreate;
 use super::scope::{covers, forbidden, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search::{self, SearchEntries};
 use super::{Engine, MAX_BULK};
+use std::sync::Arc;
+
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
@@ -59,6 +61,48 @@ fn text_of<'a>(values: &'a Values, record: Option<&'a Record>, key: &str) -> Opt
         Some((_, Value::Text(t))) => Some(t.as_str()),
         Some(_) => None,
         None => record.and_then(|r| r.get(key)).and_then(Json::as_str),
+    }
+}
+
+/// Rows of a multi-row create that passed validation, each with the id it will be written
+/// with: [`Engine::prepare_batch`] makes it, [`Engine::write_batch`] writes it.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    actor: Actor,
+    snapshot: Arc<Snapshot>,
+    full: Arc<ObjectDef>,
+    view: Arc<ObjectDef>,
+    /// Every input's outcome so far: its validation error, or `None` for a row to write.
+    results: Vec<Option<StoreResult<Record>>>,
+    /// The rows to write, in input order.
+    rows: Vec<PreparedRow>,
+}
+
+/// A valid row of a [`PreparedBatch`].
+#[derive(Debug)]
+struct PreparedRow {
+    /// Its index among the inputs.
+    input: usize,
+    /// The id the record is created with.
+    id: String,
+    values: Values,
+}
+
+impl PreparedBatch {
+    /// The id the `input`-th row will be created with, `None` when it failed validation.
+    pub fn id(&self, input: usize) -> Option<&str> {
+        self.rows
+            .binary_search_by_key(&input, |r| r.input)
+            .ok()
+            .map(|at| self.rows[at].id.as_str())
+    }
+
+    /// The validation error of the `input`-th row, if it has one.
+    pub fn error(&self, input: usize) -> Option<&StoreError> {
+        match self.results.get(input) {
+            Some(Some(Err(e))) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -343,34 +387,78 @@ impl Engine {
         inputs: &[Map<String, Json>],
         entries: SearchEntries,
     ) -> StoreResult<Vec<StoreResult<Record>>> {
+        let prepared = self.prepare_batch(actor, object_key, inputs).await?;
+        self.write_batch(prepared, entries).await
+    }
+
+    /// The first half of [`Engine::create_batch`]: validation, defaults and scope checks of
+    /// every row, and each valid row's id, without touching the database's writer. A bulk load
+    /// prepares its next rows while the writer writes the last ones, and knows a row's id
+    /// before it is written (a generated customer's contacts name it).
+    pub async fn prepare_batch(
+        &self,
+        actor: &Actor,
+        object_key: &str,
+        inputs: &[Map<String, Json>],
+    ) -> StoreResult<PreparedBatch> {
         let snapshot = self.catalog.snapshot();
         let full = snapshot.object(object_key)?;
         let scope = require(actor, &full, "create")?;
         let view = view_of(&full, actor);
         let mut results: Vec<Option<StoreResult<Record>>> = Vec::with_capacity(inputs.len());
-        let mut prepared: Vec<(usize, Values)> = Vec::with_capacity(inputs.len());
+        let mut rows: Vec<PreparedRow> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             match self.prepare_checked(actor, &snapshot, &full, &view, scope, input).await {
                 Ok(values) => {
-                    prepared.push((i, values));
+                    rows.push(PreparedRow {
+                        input: i,
+                        id: uuid::Uuid::now_v7().to_string(),
+                        values,
+                    });
                     results.push(None);
                 }
                 Err(e) => results.push(Some(Err(e))),
             }
         }
+        Ok(PreparedBatch {
+            actor: actor.clone(),
+            snapshot,
+            full,
+            view,
+            results,
+            rows,
+        })
+    }
+
+    /// The second half of [`Engine::create_batch`]: writes the prepared rows in one
+    /// transaction and returns every input's outcome in order.
+    pub async fn write_batch(
+        &self,
+        batch: PreparedBatch,
+        entries: SearchEntries,
+    ) -> StoreResult<Vec<StoreResult<Record>>> {
+        let PreparedBatch {
+            actor,
+            snapshot,
+            full,
+            view,
+            mut results,
+            rows: prepared,
+        } = batch;
+        let actor = &actor;
         let mut tx: AnyTx = self.db.writer().begin().await?;
         if !prepared.is_empty() {
             // No savepoint around the multi-row path: on SQLite a savepoint copies every page it
             // touches to a sub-journal, which costs more than the statements. A failed chunk
             // rolls the whole (still empty) transaction back instead and starts again.
-            let rows: Vec<Values> = prepared.iter().map(|(_, v)| v.clone()).collect();
+            let rows: Vec<(String, Values)> = prepared.iter().map(|r| (r.id.clone(), r.values.clone())).collect();
             match self
                 .create_many(&mut tx, actor, &snapshot, &full, &view, rows, entries)
                 .await
             {
                 Ok(Ok(records)) => {
-                    for ((i, _), record) in prepared.iter().zip(records) {
-                        results[*i] = Some(Ok(record));
+                    for (row, record) in prepared.iter().zip(records) {
+                        results[row.input] = Some(Ok(record));
                     }
                 }
                 outcome => {
@@ -381,17 +469,20 @@ impl Engine {
                     }
                     tx.rollback().await?;
                     tx = self.db.writer().begin().await?;
-                    for (i, values) in prepared {
+                    for row in prepared {
                         sqlx::raw_sql("SAVEPOINT gx_row").execute(&mut *tx).await?;
-                        match self.create_in(&mut tx, actor, &snapshot, &full, &view, values).await {
+                        match self
+                            .create_in_as(&mut tx, actor, &snapshot, &full, &view, row.id, row.values)
+                            .await
+                        {
                             Ok(record) => {
                                 sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
-                                results[i] = Some(Ok(record));
+                                results[row.input] = Some(Ok(record));
                             }
                             Err(e) => {
                                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT gx_row").execute(&mut *tx).await?;
                                 sqlx::raw_sql("RELEASE SAVEPOINT gx_row").execute(&mut *tx).await?;
-                                results[i] = Some(Err(e));
+                                results[row.input] = Some(Err(e));
                             }
                         }
                     }
@@ -490,6 +581,25 @@ impl Engine {
         snapshot: &Snapshot,
         full: &ObjectDef,
         view: &ObjectDef,
+        values: Values,
+    ) -> StoreResult<Record> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.create_in_as(tx, actor, snapshot, full, view, id, values).await
+    }
+
+    /// [`Engine::create_in`] with the new record's id chosen by the caller (a prepared row's).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the create path's context (transaction, actor, catalog snapshot, object and view) plus the row"
+    )]
+    async fn create_in_as(
+        &self,
+        tx: &mut AnyTx,
+        actor: &Actor,
+        snapshot: &Snapshot,
+        full: &ObjectDef,
+        view: &ObjectDef,
+        id: String,
         mut values: Values,
     ) -> StoreResult<Record> {
         let backend = self.db.backend();
@@ -516,7 +626,6 @@ impl Engine {
             set_default(&mut values, &machine.field, Value::Text(machine.initial.clone()));
         }
 
-        let id = uuid::Uuid::now_v7().to_string();
         let now = now_utc();
         let (cols, custom) = assignments(full, &values, Map::new());
         let mut sql = Sql::of(backend, "INSERT INTO ");

@@ -311,6 +311,94 @@ async fn a_created_record_is_the_record_stored() {
     assert_eq!(created[3]["is_key_account"], Json::Null);
 }
 
+/// A bulk load validates its next rows while the database writes the last ones, and names a
+/// customer's id in its contacts before the customer is written (`prepare_batch`,
+/// `write_batch`; `demo-data --size`). Each valid row is created with the id it was given when
+/// prepared — also when a row at fault sends the batch down the row-by-row path — and an
+/// invalid row has no id and keeps its own error.
+#[tokio::test]
+async fn a_prepared_batch_creates_its_rows_with_the_ids_it_gave_them() {
+    let app = spawn_app().await;
+    let engine = &app.state.engine;
+    let actor = Actor::system();
+    let body = |v: Json| v.as_object().cloned().unwrap_or_default();
+    let customers = engine
+        .prepare_batch(
+            &actor,
+            "customer",
+            &[
+                body(customer("预先编号甲有限公司")),
+                body(json!({"name": "缺少类型的客户", "customer_type": "no_such_type"})),
+                body(customer("预先编号乙有限公司")),
+            ],
+        )
+        .await
+        .expect("prepared");
+    let first = customers.id(0).expect("a valid row has an id").to_owned();
+    let third = customers.id(2).expect("a valid row has an id").to_owned();
+    assert!(customers.id(1).is_none(), "an invalid row gets no id");
+    assert!(customers.error(1).is_some(), "an invalid row keeps its error");
+    // Contacts name the customers before those are written.
+    let contacts = engine
+        .prepare_batch(
+            &actor,
+            "contact",
+            &[
+                body(json!({"customer_id": first, "name": "王伟"})),
+                body(json!({"customer_id": third, "name": "李娜"})),
+                // Valid on its own, refused by the database check: no such customer.
+                body(json!({"customer_id": "00000000-0000-7000-8000-000000000000", "name": "赵敏"})),
+            ],
+        )
+        .await
+        .expect("prepared");
+    let contact_ids: Vec<Option<String>> = (0..3).map(|i| contacts.id(i).map(str::to_owned)).collect();
+
+    let written = engine
+        .write_batch(customers, guanxi_store::records::SearchEntries::Immediate)
+        .await
+        .expect("written");
+    assert_eq!(written.len(), 3);
+    assert_eq!(
+        written[0]
+            .as_ref()
+            .map(|r| s(&Json::Object(r.clone()), "id").to_owned())
+            .ok(),
+        Some(first.clone())
+    );
+    assert!(written[1].is_err(), "the invalid row is reported at its place");
+    assert_eq!(
+        written[2]
+            .as_ref()
+            .map(|r| s(&Json::Object(r.clone()), "id").to_owned())
+            .ok(),
+        Some(third.clone())
+    );
+
+    let written = engine
+        .write_batch(contacts, guanxi_store::records::SearchEntries::Immediate)
+        .await
+        .expect("written");
+    for (i, result) in written.iter().take(2).enumerate() {
+        let record = Json::Object(result.as_ref().expect("created").clone());
+        assert_eq!(Some(s(&record, "id").to_owned()), contact_ids[i], "the prepared id");
+        let stored = app.get(&format!("/api/v1/records/contact/{}", s(&record, "id"))).await;
+        assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+        assert_eq!(
+            s(stored.data(), "customer_id"),
+            if i == 0 { first.as_str() } else { third.as_str() }
+        );
+    }
+    assert!(written[2].is_err(), "a contact of no customer is refused");
+    let missing = app
+        .get(&format!(
+            "/api/v1/records/contact/{}",
+            contact_ids[2].clone().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "the refused row wrote nothing");
+}
+
 #[tokio::test]
 async fn bad_custom_field_definitions_are_refused() {
     let app = spawn_app().await;
