@@ -64,7 +64,8 @@ enum Command {
         /// Benchmark dataset instead (fast, batched; use an empty database): S = 10,000,
         /// M = 100,000, L = 1,000,000 customers with two contacts and five follow-ups each,
         /// owned by 200 salespeople in a department tree (docs/BENCHMARKS.md); a number gives
-        /// that many customers of the same shape.
+        /// that many customers of the same shape. The data reaches the disk when the command
+        /// ends: an operating-system crash during the load can damage the database.
         #[arg(long, conflicts_with = "customers")]
         size: Option<String>,
         /// Customers per transaction with `--size` (their contacts and follow-ups follow); the
