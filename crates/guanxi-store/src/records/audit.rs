@@ -89,13 +89,56 @@ pub(super) fn entry_sql(
     title: Option<String>,
     changes: String,
 ) -> Sql {
-    let mut sql = Sql::of(
-        backend,
-        "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES (",
-    );
-    sql.bind(uuid::Uuid::now_v7().to_string())
+    let mut sql = Sql::of(backend, INSERT_ENTRIES);
+    push_entry(&mut sql, actor, object, &now_utc(), record_id, action, title, changes);
+    sql
+}
+
+/// The create entries of many records in one statement (multi-row creates), all at `at`: for
+/// each record its id, title and [`created_changes`]. The caller keeps the statement's binds
+/// under the database's limit (nine per entry).
+pub(super) fn created_entries_sql<'a>(
+    backend: Backend,
+    actor: &Actor,
+    object: &str,
+    at: &str,
+    entries: impl IntoIterator<Item = (&'a str, Option<String>, String)>,
+) -> Sql {
+    let mut sql = Sql::of(backend, INSERT_ENTRIES);
+    for (n, (record_id, title, changes)) in entries.into_iter().enumerate() {
+        if n > 0 {
+            sql.push(", ");
+        }
+        push_entry(&mut sql, actor, object, at, record_id, "create", title, changes);
+    }
+    sql
+}
+
+/// Bound parameters of one entry of [`created_entries_sql`].
+pub(super) const ENTRY_BINDS: usize = 9;
+
+const INSERT_ENTRIES: &str =
+    "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ";
+
+/// One `(…)` row of an audit INSERT.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row, one call; a struct would only rename the columns"
+)]
+fn push_entry(
+    sql: &mut Sql,
+    actor: &Actor,
+    object: &str,
+    at: &str,
+    record_id: &str,
+    action: &str,
+    title: Option<String>,
+    changes: String,
+) {
+    sql.push("(")
+        .bind(uuid::Uuid::now_v7().to_string())
         .push(", ")
-        .bind(now_utc())
+        .bind(at)
         .push(", ")
         .bind(actor.id.as_str())
         .push(", ")
@@ -111,7 +154,6 @@ pub(super) fn entry_sql(
         .push(", ")
         .bind(changes)
         .push(")");
-    sql
 }
 
 /// The values of a create, serialised as one JSON object in the order given.

@@ -89,49 +89,6 @@ impl InsertPlan<'_> {
     }
 }
 
-/// Bound parameters of one audit entry in [`audit_sql`].
-const AUDIT_BINDS: usize = 9;
-
-/// The audit entries of some created records, one statement (an INSERT chunk has few enough
-/// rows for theirs to stay under [`MAX_BINDS`]).
-fn audit_sql(
-    backend: crate::db::Backend,
-    actor: &Actor,
-    object: &ObjectDef,
-    now: &str,
-    ids: &[String],
-    rows: &[Values],
-    made: &[MadeRow],
-) -> Sql {
-    let mut sql = Sql::of(
-        backend,
-        "INSERT INTO audit_log (id, at, actor_id, actor_name, object, record_id, action, title, changes) VALUES ",
-    );
-    for (n, (i, record, _)) in made.iter().enumerate() {
-        if n > 0 {
-            sql.push(", ");
-        }
-        sql.push("(")
-            .bind(uuid::Uuid::now_v7().to_string())
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(actor.id.as_str())
-            .push(", ")
-            .bind(actor.name.as_str())
-            .push(", ")
-            .bind(object.key.as_str())
-            .push(", ")
-            .bind(ids[*i].as_str())
-            .push(", 'create', ")
-            .bind(title_of(object, record))
-            .push(", ")
-            .bind(audit::created_changes(&rows[*i]))
-            .push(")");
-    }
-    sql
-}
-
 /// Whether a row names uploaded files: those are resolved and linked one record at a time
 /// (`create_in`), so such a row cannot take the multi-row path.
 pub(super) fn carries_files(object: &ObjectDef, values: &Values) -> bool {
@@ -231,7 +188,7 @@ impl Engine {
                 .iter()
                 .flat_map(|(cols, members)| {
                     // A chunk's audit entries (nine binds each) go in one statement too.
-                    let per_row = (cols.len() + system.len() + 2).max(AUDIT_BINDS);
+                    let per_row = (cols.len() + system.len() + 2).max(audit::ENTRY_BINDS);
                     members
                         .chunks((MAX_BINDS / per_row).max(1))
                         .map(move |chunk| (cols, chunk))
@@ -264,7 +221,19 @@ impl Engine {
                 };
                 made.push((*i, record, visible));
             }
-            let audit = audit_sql(backend, actor, full, &now, &ids, &rows, &made);
+            let audit = audit::created_entries_sql(
+                backend,
+                actor,
+                &full.key,
+                &now,
+                made.iter().map(|(i, record, _)| {
+                    (
+                        ids[*i].as_str(),
+                        title_of(full, record),
+                        audit::created_changes(&rows[*i]),
+                    )
+                }),
+            );
             Ok((made, audit))
         };
         // Pipelined: while the database runs one chunk's INSERT (with the audit entries of the

@@ -12,6 +12,8 @@
 //! "forbidden". Values are validated against the actor's view of the object, so hidden fields
 //! cannot be set and read-only ones are refused.
 
+use std::sync::Arc;
+
 use guanxi_core::access::Scope;
 use guanxi_core::meta::FieldType;
 use guanxi_core::value::{Mode, validate_input};
@@ -26,8 +28,6 @@ use super::group_commit::PendingCreate;
 use super::scope::{covers, forbidden, push_read_scope, push_scope, require, sees_pool, view_of};
 use super::search::{self, SearchEntries};
 use super::{Engine, MAX_BULK};
-use std::sync::Arc;
-
 use crate::catalog::Snapshot;
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};

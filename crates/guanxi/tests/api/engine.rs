@@ -399,6 +399,52 @@ async fn a_prepared_batch_creates_its_rows_with_the_ids_it_gave_them() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "the refused row wrote nothing");
 }
 
+/// A batch larger than one multi-row statement goes out in several, each chunk's audit entries
+/// sent with the next chunk's INSERT and the last chunk's at the end (decision 0018): every
+/// record of every chunk is stored once and has exactly one create entry.
+#[tokio::test]
+async fn every_chunk_of_a_large_batch_is_stored_with_its_audit_entries() {
+    let app = spawn_app().await;
+    // A statement holds at most 3,333 rows (30,000 binds, nine per audit entry): at least three.
+    let inputs: Vec<_> = (0..7_000)
+        .map(|n| {
+            customer(&format!("分块客户{n:04}"))
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let created = app
+        .state
+        .engine
+        .create_batch(&Actor::system(), "customer", &inputs)
+        .await
+        .expect("batch");
+    let ids: BTreeSet<String> = created
+        .iter()
+        .map(|r| {
+            r.as_ref().expect("created")["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 7_000, "every row created once");
+
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM customers WHERE name LIKE '分块客户%'")
+        .fetch_all(app.state.db.reader())
+        .await
+        .expect("customers");
+    assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), ids);
+    let audited: Vec<String> =
+        sqlx::query_scalar("SELECT record_id FROM audit_log WHERE object = 'customer' AND action = 'create'")
+            .fetch_all(app.state.db.reader())
+            .await
+            .expect("audit");
+    assert_eq!(audited.len(), 7_000, "one create entry per record, none twice");
+    assert_eq!(audited.into_iter().collect::<BTreeSet<_>>(), ids);
+}
+
 #[tokio::test]
 async fn bad_custom_field_definitions_are_refused() {
     let app = spawn_app().await;
